@@ -1,0 +1,438 @@
+//! Semantic checks that serde cannot express. Every check runs; all failures
+//! are returned together.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::net::{IpAddr, Ipv6Addr};
+use std::path::Path;
+use std::time::Duration;
+
+use super::parse::Locator;
+use super::units::format_size;
+use super::{Cidr, Config, ConfigError, Role, MAX_TOKEN_FILE, OPEN_ENDPOINTS};
+
+struct Checker<'a, 'l> {
+    at: &'a Locator<'l>,
+    errors: Vec<ConfigError>,
+}
+
+impl Checker<'_, '_> {
+    fn fail(&mut self, path: &str, message: String) {
+        self.errors.push(self.at.error(path, message));
+    }
+
+    fn nonzero_duration(&mut self, path: &str, value: Duration) {
+        if value.is_zero() {
+            self.fail(path, format!("{path} must be greater than 0"));
+        }
+    }
+
+    fn nonzero(&mut self, path: &str, value: u64) {
+        if value == 0 {
+            self.fail(path, format!("{path} must be greater than 0"));
+        }
+    }
+}
+
+pub(crate) fn validate(config: &Config, at: &Locator<'_>) -> Vec<ConfigError> {
+    let mut c = Checker {
+        at,
+        errors: Vec::new(),
+    };
+    check_node(&mut c, config);
+    check_listen(&mut c, config);
+    check_origins(&mut c, config);
+    check_upstream(&mut c, config);
+    check_cache(&mut c, config);
+    check_limits(&mut c, config);
+    check_admin(&mut c, config);
+    check_log(&mut c, config);
+    c.errors
+}
+
+fn check_node(c: &mut Checker<'_, '_>, config: &Config) {
+    // The name goes into `Via` as a pseudonym, which must be a token
+    // (RFC 9110 §7.6.3, §5.6.2).
+    if !is_token(&config.node.name) {
+        c.fail(
+            "node.name",
+            format!(
+                "node.name {:?} must be non-empty and contain only letters, digits and -._~!#$%&'*+^`|",
+                config.node.name
+            ),
+        );
+    }
+    if let Some(pop) = &config.node.pop {
+        if !is_token(pop) {
+            c.fail(
+                "node.pop",
+                format!("node.pop {pop:?} must be a non-empty token without spaces"),
+            );
+        }
+    }
+}
+
+fn check_listen(c: &mut Checker<'_, '_>, config: &Config) {
+    if config.listen.is_empty() {
+        c.fail(
+            "listen",
+            "at least one [[listen]] address is required".to_string(),
+        );
+    }
+    let mut seen = HashSet::new();
+    for (i, listen) in config.listen.iter().enumerate() {
+        let path = format!("listen[{i}]");
+        // Port 0 asks the OS for a fresh port each time, so it never collides.
+        if listen.address.port() != 0 && !seen.insert(listen.address) {
+            c.fail(
+                &format!("{path}.address"),
+                format!("{path}.address {} is listed more than once", listen.address),
+            );
+        }
+        if config.admin.enabled
+            && listen.address.port() != 0
+            && listen.address == config.admin.address
+        {
+            c.fail(
+                &format!("{path}.address"),
+                format!("{path}.address {} is also admin.address", listen.address),
+            );
+        }
+        if let Some(tls) = &listen.tls {
+            for (name, file) in [("cert", &tls.cert), ("key", &tls.key)] {
+                let key = format!("{path}.tls.{name}");
+                if file.as_os_str().is_empty() {
+                    c.fail(
+                        &key,
+                        format!("{key} is required when [{path}.tls] is present"),
+                    );
+                } else if !file.is_file() {
+                    c.fail(
+                        &key,
+                        format!("{key}: file {} does not exist", file.display()),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn check_origins(c: &mut Checker<'_, '_>, config: &Config) {
+    if config.origin.is_empty() && config.node.role != Role::Edge {
+        let role = match config.node.role {
+            Role::Shard => "shard",
+            _ => "standalone",
+        };
+        // Point at an explicit `origin = []`, else at the role that needs one.
+        let path = if c.at.has_top_level("origin") {
+            "origin"
+        } else {
+            "node.role"
+        };
+        c.fail(
+            path,
+            format!("at least one [[origin]] is required for role {role}"),
+        );
+    }
+    let mut seen = HashSet::new();
+    for (i, origin) in config.origin.iter().enumerate() {
+        let path = format!("origin[{i}]");
+        match parse_host_port(&origin.address) {
+            Ok(_) if !seen.insert(origin.address.to_ascii_lowercase()) => c.fail(
+                &format!("{path}.address"),
+                format!(
+                    "{path}.address {:?} is listed more than once",
+                    origin.address
+                ),
+            ),
+            Ok(_) => {}
+            Err(e) => c.fail(&format!("{path}.address"), format!("{path}.address: {e}")),
+        }
+        if origin.weight == 0 {
+            c.fail(
+                &format!("{path}.weight"),
+                format!("{path}.weight must be greater than 0"),
+            );
+        }
+        check_health(c, &path, origin);
+    }
+}
+
+fn check_health(c: &mut Checker<'_, '_>, origin_path: &str, origin: &super::OriginConfig) {
+    let h = &origin.health;
+    let p = format!("{origin_path}.health");
+    // The path is sent verbatim as a request-target (RFC 9112 §3.2.1,
+    // origin-form), so it must start with '/' and hold only visible ASCII.
+    if !h.path.starts_with('/') || !h.path.bytes().all(|b| b.is_ascii_graphic()) {
+        c.fail(
+            &format!("{p}.path"),
+            format!(
+                "{p}.path {:?} must start with '/' and contain no spaces or control characters",
+                h.path
+            ),
+        );
+    }
+    c.nonzero_duration(&format!("{p}.interval"), h.interval);
+    c.nonzero_duration(&format!("{p}.timeout"), h.timeout);
+    c.nonzero(&format!("{p}.fall"), u64::from(h.fall));
+    c.nonzero(&format!("{p}.rise"), u64::from(h.rise));
+    for status in &h.expect_status {
+        if !(100..=599).contains(status) {
+            c.fail(
+                &format!("{p}.expect_status"),
+                format!("{p}.expect_status: {status} is not an HTTP status code (100-599)"),
+            );
+        }
+    }
+}
+
+fn check_upstream(c: &mut Checker<'_, '_>, config: &Config) {
+    let u = &config.upstream;
+    c.nonzero_duration("upstream.connect_timeout", u.connect_timeout);
+    c.nonzero_duration("upstream.first_byte_timeout", u.first_byte_timeout);
+    c.nonzero_duration("upstream.between_bytes_timeout", u.between_bytes_timeout);
+    c.nonzero_duration("upstream.pool_idle_timeout", u.pool_idle_timeout);
+}
+
+fn check_cache(c: &mut Checker<'_, '_>, config: &Config) {
+    let k = &config.cache;
+    c.nonzero("cache.max_object_size", k.max_object_size);
+    if k.max_object_size > k.memory {
+        c.fail(
+            "cache.max_object_size",
+            format!(
+                "cache.max_object_size ({}) is larger than cache.memory ({})",
+                format_size(k.max_object_size),
+                format_size(k.memory)
+            ),
+        );
+    }
+    if !(0.0..=1.0).contains(&k.heuristic_fraction) {
+        c.fail(
+            "cache.heuristic_fraction",
+            format!(
+                "cache.heuristic_fraction ({}) must be between 0 and 1",
+                k.heuristic_fraction
+            ),
+        );
+    }
+    c.nonzero_duration("cache.coalesce_timeout", k.coalesce_timeout);
+    c.nonzero("cache.max_waiters", k.max_waiters as u64);
+    c.nonzero("cache.max_variants", k.max_variants as u64);
+    for (i, param) in k.key.drop_params.iter().enumerate() {
+        if param.is_empty()
+            || param.contains(['&', '=', '#'])
+            || param.chars().any(char::is_whitespace)
+        {
+            c.fail(
+                &format!("cache.key.drop_params[{i}]"),
+                format!("cache.key.drop_params: {param:?} is not a query parameter name"),
+            );
+        }
+    }
+}
+
+fn check_limits(c: &mut Checker<'_, '_>, config: &Config) {
+    let l = &config.limits;
+    // Below ~1KiB ordinary browsers' request headers no longer fit.
+    if l.max_header_bytes < 1024 {
+        c.fail(
+            "limits.max_header_bytes",
+            format!(
+                "limits.max_header_bytes ({}) must be at least 1KiB",
+                format_size(l.max_header_bytes as u64)
+            ),
+        );
+    }
+    c.nonzero("limits.max_headers", l.max_headers as u64);
+    c.nonzero_duration("limits.header_read_timeout", l.header_read_timeout);
+    c.nonzero_duration("limits.idle_timeout", l.idle_timeout);
+    c.nonzero_duration("limits.body_read_timeout", l.body_read_timeout);
+    c.nonzero("limits.max_connections", l.max_connections as u64);
+    c.nonzero("limits.h2_max_streams", u64::from(l.h2_max_streams));
+}
+
+fn check_admin(c: &mut Checker<'_, '_>, config: &Config) {
+    let a = &config.admin;
+    for (i, name) in a.open.iter().enumerate() {
+        if !OPEN_ENDPOINTS.contains(&name.as_str()) {
+            c.fail(
+                &format!("admin.open[{i}]"),
+                format!(
+                    "admin.open: {name:?} is not one of \"health\", \"ready\", \"metrics\" (other endpoints always need the token)"
+                ),
+            );
+        }
+    }
+    for (i, cidr) in a.purge_allowed.iter().enumerate() {
+        if let Err(e) = cidr.parse::<Cidr>() {
+            c.fail(
+                &format!("admin.purge_allowed[{i}]"),
+                format!("admin.purge_allowed: {e}"),
+            );
+        }
+    }
+    if !a.enabled {
+        return;
+    }
+    c.nonzero("admin.max_body", a.max_body);
+    if let Some(path) = &a.token_file {
+        if let Err(e) = read_token_file(path) {
+            c.fail("admin.token_file", format!("admin.token_file: {e}"));
+        }
+    }
+}
+
+fn check_log(c: &mut Checker<'_, '_>, config: &Config) {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let level = config.log.level.trim();
+    // Anything with a directive separator is a full filter, checked by the
+    // subscriber itself; a lone word must be a level, catching "infos".
+    let is_directive = level.contains(['=', ',', ':', '[']);
+    if level.is_empty() || (!is_directive && !LEVELS.contains(&level.to_ascii_lowercase().as_str()))
+    {
+        c.fail(
+            "log.level",
+            format!(
+                "log.level {:?} must be one of trace, debug, info, warn, error, off (or a filter like \"info,lacquer=debug\")",
+                config.log.level
+            ),
+        );
+    }
+}
+
+pub(crate) fn read_token_file(path: &Path) -> Result<String, String> {
+    let shown = path.display();
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_TOKEN_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if bytes.len() as u64 > MAX_TOKEN_FILE {
+        return Err(format!("{shown} is larger than {MAX_TOKEN_FILE} bytes"));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| format!("{shown} is not UTF-8"))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(format!("{shown} is empty"));
+    }
+    Ok(token.to_string())
+}
+
+/// RFC 9110 §5.6.2 `token`.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Splits an origin `host:port` (IPv6 literals in brackets) into host and
+/// port, rejecting anything that is not a plain authority with a port.
+pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
+    if s.is_empty() {
+        return Err("address is required (\"host:port\")".to_string());
+    }
+    if s.contains("://") {
+        return Err(format!(
+            "{s:?} must be host:port without a scheme, e.g. \"127.0.0.1:9000\""
+        ));
+    }
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (literal, port) = rest
+            .split_once("]:")
+            .ok_or_else(|| format!("{s:?} must be [IPv6]:port, e.g. \"[::1]:9000\""))?;
+        literal
+            .parse::<Ipv6Addr>()
+            .map_err(|_| format!("{s:?}: {literal:?} is not an IPv6 address"))?;
+        (literal, port)
+    } else {
+        let (host, port) = s
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{s:?} is missing a port, expected host:port"))?;
+        if host.contains(':') {
+            return Err(format!(
+                "{s:?}: IPv6 addresses must be in brackets, e.g. \"[::1]:9000\""
+            ));
+        }
+        if !is_hostname(host) {
+            return Err(format!(
+                "{s:?}: {host:?} is not a valid host name or IPv4 address"
+            ));
+        }
+        (host, port)
+    };
+    let port = (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| port.parse::<u16>().ok())
+        .flatten()
+        .filter(|&p| p != 0)
+        .ok_or_else(|| format!("{s:?}: port must be a number from 1 to 65535"))?;
+    Ok((host.to_string(), port))
+}
+
+/// Letters, digits, '-', '_' and '.' in non-empty labels (RFC 1123 §2.1,
+/// plus '_' which appears in real internal names); IPv4 literals also pass.
+fn is_hostname(host: &str) -> bool {
+    if host.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    !host.is_empty()
+        && host.len() <= 253
+        && host.trim_end_matches('.').split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port() {
+        assert_eq!(
+            parse_host_port("127.0.0.1:9000").unwrap(),
+            ("127.0.0.1".to_string(), 9000)
+        );
+        assert_eq!(
+            parse_host_port("origin.example:80").unwrap(),
+            ("origin.example".to_string(), 80)
+        );
+        assert_eq!(
+            parse_host_port("[::1]:8080").unwrap(),
+            ("::1".to_string(), 8080)
+        );
+        assert_eq!(parse_host_port("my_backend:1").unwrap().1, 1);
+        for bad in [
+            "",
+            "host",
+            "host:",
+            "host:0",
+            "host:65536",
+            "host:+80",
+            "http://host:80",
+            "::1:80",
+            "[::1]",
+            "[::1]80",
+            "[nope]:80",
+            "-bad:80",
+            "a..b:80",
+            "sp ace:80",
+            ":80",
+            "host:80/x",
+        ] {
+            assert!(parse_host_port(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn token_chars() {
+        assert!(is_token("edge-fra1.example"));
+        assert!(!is_token(""));
+        assert!(!is_token("has space"));
+        assert!(!is_token("a,b"));
+    }
+}

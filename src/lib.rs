@@ -1,0 +1,21 @@
+//! lacquer: a caching reverse proxy and edge node.
+//!
+//! - `server`: listeners, HTTP/1.1 + HTTP/2, limits, graceful drain
+//! - `proxy`: the request path, step by step (start reading at `Proxy::handle`)
+//! - `cache`: RFC 9111 policy, keys, Vary, the byte-bounded store
+//! - `coalesce`: one origin fetch per key, streamed to every waiter
+//! - `origin`: the origin pool, health checks, retries
+//! - `config`: the TOML schema, defaults and validation
+//! - `demo`: a small origin for trying lacquer without an app
+
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod body;
+pub mod cache;
+pub mod coalesce;
+pub mod config;
+pub mod demo;
+pub mod origin;
+pub mod proxy;
+pub mod server;

@@ -1,0 +1,175 @@
+//! The `lacquer` command: run a node, check a config, or try the demo.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use lacquer::config::{Config, LogFormat};
+
+#[derive(Parser)]
+#[command(name = "lacquer", version, about = "A caching reverse proxy and edge node")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node. With --config, from a file; without, quick mode like `varnishd -a -b`.
+    Run {
+        /// Config file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Address to listen on (repeatable); overrides the config's listeners.
+        #[arg(long, short)]
+        listen: Vec<SocketAddr>,
+        /// Origin host:port (repeatable); overrides the config's origins.
+        #[arg(long, short)]
+        origin: Vec<String>,
+    },
+    /// Validate a config file; print every problem with file:line.
+    CheckConfig { file: PathBuf },
+    /// Start the bundled demo origin and a lacquer node in front of it.
+    Demo {
+        /// Config for the lacquer node; its first origin address is where the demo origin listens.
+        #[arg(long, short, default_value = "conf/lacquer.toml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => match Config::load(&file) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run { config, listen, origin } => {
+            let cfg = match load(config, &listen, &origin) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            serve(cfg, false)
+        }
+        Command::Demo { config } => match Config::load(&config) {
+            Ok(cfg) => serve(cfg, true),
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn load(config: Option<PathBuf>, listen: &[SocketAddr], origin: &[String]) -> Result<Config, String> {
+    let mut cfg = match config {
+        Some(path) => Config::load(&path).map_err(|e| e.to_string())?,
+        None => {
+            if origin.is_empty() {
+                return Err("quick mode needs --origin HOST:PORT (or give --config FILE)".into());
+            }
+            let first = listen.first().copied().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
+            Config::quick(first, origin).map_err(|e| e.to_string())?
+        }
+    };
+    if !listen.is_empty() {
+        let template = cfg.listen.first().cloned().unwrap_or_default();
+        cfg.listen = listen
+            .iter()
+            .map(|a| {
+                let mut l = template.clone();
+                l.address = *a;
+                l
+            })
+            .collect();
+    }
+    if !origin.is_empty() {
+        let quick = Config::quick(cfg.listen.first().map(|l| l.address).unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))), origin)
+            .map_err(|e| e.to_string())?;
+        cfg.origin = quick.origin;
+    }
+    Ok(cfg)
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match cfg.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Plain => builder.try_init(),
+    };
+}
+
+fn serve(cfg: Config, demo: bool) -> ExitCode {
+    init_logging(&cfg);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        if demo {
+            let Some(origin) = cfg.origin.first().and_then(|o| o.address.parse::<SocketAddr>().ok()) else {
+                eprintln!("demo: the config's first origin must be an IP:port to listen on");
+                return ExitCode::FAILURE;
+            };
+            match lacquer::demo::serve(origin).await {
+                Ok(a) => println!("demo origin on http://{a}"),
+                Err(e) => {
+                    eprintln!("demo origin cannot listen on {origin}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        let running = match lacquer::server::start(cfg).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if demo {
+            if let Some(a) = running.listen.first() {
+                println!("lacquer on http://{a} — try:\n  curl -si http://{a}/time\n  curl -si http://{a}/slow?ms=2000  (run it twice, or 50 at once)\n\nroutes:\n{}", lacquer::demo::ROUTES);
+            }
+        }
+        running.run_until(shutdown_signal()).await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = tokio::signal::ctrl_c() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutting down");
+}

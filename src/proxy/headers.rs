@@ -1,0 +1,128 @@
+//! Header rules that apply to every hop: hop-by-hop removal (RFC 9110 7.6.1), Via,
+//! X-Forwarded-For, and the request headers a cache fill must not carry.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Fields that describe one connection, never forwarded (RFC 9110 7.6.1), plus the
+/// pre-standard `Proxy-Connection` and `Keep-Alive` that clients still send.
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Remove hop-by-hop fields, including every field named in `Connection`.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Client preconditions and ranges: a cache fill fetches the full, unconditional object
+/// (they are answered from the stored copy instead), so they must not reach the origin.
+const CLIENT_CONDITIONALS: [HeaderName; 6] = [
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_MATCH,
+    header::IF_UNMODIFIED_SINCE,
+    header::IF_RANGE,
+    header::RANGE,
+];
+
+pub fn strip_client_conditionals(headers: &mut HeaderMap) {
+    for name in &CLIENT_CONDITIONALS {
+        headers.remove(name);
+    }
+}
+
+/// Append this hop to `Via` (RFC 9110 7.6.3).
+pub fn append_via(headers: &mut HeaderMap, via: &HeaderValue) {
+    headers.append(header::VIA, via.clone());
+}
+
+/// Append the client's address to `X-Forwarded-For`, keeping what earlier proxies wrote.
+pub fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
+    let xff = HeaderName::from_static("x-forwarded-for");
+    let mut value = String::new();
+    for v in headers.get_all(&xff) {
+        if let Ok(s) = v.to_str() {
+            if !value.is_empty() {
+                value.push_str(", ");
+            }
+            value.push_str(s);
+        }
+    }
+    if !value.is_empty() {
+        value.push_str(", ");
+    }
+    value.push_str(&client.to_string());
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert(xff, v);
+    }
+}
+
+/// Content-Length as a number, when present once and valid.
+pub fn content_length(headers: &HeaderMap) -> Option<u64> {
+    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
+    let first = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    first.to_str().ok()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_connection_listed_fields() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("close, X-Secret , bad name"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        strip_hop_by_hop(&mut h);
+        assert!(h.get("x-secret").is_none());
+        assert!(h.get(header::TRANSFER_ENCODING).is_none());
+        assert!(h.get(header::CONNECTION).is_none());
+        assert!(h.get("x-kept").is_some());
+    }
+
+    #[test]
+    fn xff_appends() {
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", HeaderValue::from_static("1.1.1.1"));
+        h.append("x-forwarded-for", HeaderValue::from_static("2.2.2.2"));
+        append_forwarded_for(&mut h, "127.0.0.1".parse().unwrap());
+        assert_eq!(h.get("x-forwarded-for").unwrap(), "1.1.1.1, 2.2.2.2, 127.0.0.1");
+    }
+
+    #[test]
+    fn content_length_rules() {
+        let mut h = HeaderMap::new();
+        assert_eq!(content_length(&h), None);
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("12"));
+        assert_eq!(content_length(&h), Some(12));
+        h.append(header::CONTENT_LENGTH, HeaderValue::from_static("12"));
+        assert_eq!(content_length(&h), None);
+    }
+}

@@ -1,0 +1,500 @@
+//! The request path, top to bottom (DESIGN.md §2): limits → classify → key → lookup →
+//! coalesce → fetch → failure → store → respond. `handle` is the whole path; each step
+//! is a small function below it.
+
+pub mod fetch;
+pub mod headers;
+pub mod respond;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{request, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use crate::body::{BodyLimit, ProxyBody};
+use crate::cache::key::{CacheKey, KeyRules};
+use crate::cache::object::Object;
+use crate::cache::policy::{self, PolicyConfig, Usability};
+use crate::cache::store::Store;
+use crate::cache::vary;
+use crate::coalesce::{Coalescer, FetchFailure, Join, Outcome, Waiter};
+use crate::config::Cidr;
+use crate::origin::{OriginPool, OriginRequest};
+use respond::{synthetic, CacheStatus};
+
+/// Settings the request path reads on every request, resolved from the config once.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub cache_name: String,
+    pub via: HeaderValue,
+    pub max_object_size: u64,
+    pub max_body: u64,
+    pub body_read_timeout: Duration,
+    pub between_bytes_timeout: Duration,
+    pub coalesce_timeout: Duration,
+    pub purge_allowed: Vec<Cidr>,
+    pub access_log: bool,
+}
+
+/// Everything the request path shares across requests.
+pub struct Proxy {
+    pub store: Store,
+    pub coalescer: Arc<Coalescer>,
+    pub origins: Arc<OriginPool>,
+    pub policy: PolicyConfig,
+    pub key_rules: KeyRules,
+    pub settings: Settings,
+}
+
+/// Who is asking, and over what.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientInfo {
+    pub addr: SocketAddr,
+    pub tls: bool,
+}
+
+impl Proxy {
+    /// The request path. Never fails: every problem becomes a response.
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, client: ClientInfo) -> Response<ProxyBody> {
+        let started = Instant::now();
+        let (parts, body) = req.into_parts();
+        let (mut resp, status) = self.route(parts.clone(), body, client).await;
+        self.finish_response(&mut resp, &status);
+        if self.settings.access_log {
+            tracing::info!(
+                target: "lacquer::access",
+                client = %client.addr.ip(),
+                method = %parts.method,
+                url = %parts.uri,
+                status = resp.status().as_u16(),
+                cache = status.result(),
+                duration_us = started.elapsed().as_micros() as u64,
+            );
+        }
+        resp
+    }
+
+    async fn route(
+        self: &Arc<Self>,
+        parts: request::Parts,
+        body: Incoming,
+        client: ClientInfo,
+    ) -> (Response<ProxyBody>, CacheStatus) {
+        if let Some(resp) = self.reject_bad_request(&parts) {
+            return (resp, CacheStatus::default());
+        }
+        let Some(key) = self.cache_key(&parts, client) else {
+            return (synthetic(StatusCode::BAD_REQUEST, "missing or invalid Host"), CacheStatus::default());
+        };
+        if parts.method.as_str() == "PURGE" {
+            return (self.purge(&key, client), CacheStatus::default());
+        }
+        let has_body = headers::content_length(&parts.headers).is_some_and(|n| n > 0)
+            || parts.headers.contains_key(header::TRANSFER_ENCODING);
+        if !policy::request_cacheable(&parts) || has_body {
+            return self.pass_through(parts, body, client, key).await;
+        }
+        drop(body);
+        self.lookup(parts, key, client).await
+    }
+
+    /// Step: classify. Requests with a body or an unsafe method go straight through;
+    /// a successful unsafe method invalidates what it may have changed (RFC 9111 4.4).
+    async fn pass_through(
+        self: &Arc<Self>,
+        parts: request::Parts,
+        body: Incoming,
+        client: ClientInfo,
+        key: CacheKey,
+    ) -> (Response<ProxyBody>, CacheStatus) {
+        let unsafe_method = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE);
+        let exceeded = Arc::new(AtomicBool::new(false));
+        let limit = BodyLimit {
+            max: self.settings.max_body,
+            exceeded: exceeded.clone(),
+        };
+        let req_body = ProxyBody::stream(body, self.settings.body_read_timeout, Some(limit));
+        let origin_req = self.origin_request(&parts, client, req_body, false);
+        let status = CacheStatus::fwd(if unsafe_method { "method" } else { "bypass" });
+        match self.origins.send(origin_req).await {
+            Ok(resp) => {
+                let (mut rparts, rbody) = resp.into_parts();
+                headers::strip_hop_by_hop(&mut rparts.headers);
+                if unsafe_method && (rparts.status.is_success() || rparts.status.is_redirection()) {
+                    self.invalidate(&key, &parts, &rparts.headers);
+                }
+                let mut status = status;
+                status.fwd_status = Some(rparts.status.as_u16());
+                let body = ProxyBody::stream(rbody, self.settings.between_bytes_timeout, None);
+                (Response::from_parts(rparts, body), status)
+            }
+            Err(e) => {
+                if exceeded.load(std::sync::atomic::Ordering::Relaxed) {
+                    return (synthetic(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"), status);
+                }
+                tracing::warn!(url = %key.url, error = %e, "pass request failed");
+                (failure_response(e.failure()), status)
+            }
+        }
+    }
+
+    /// Step: lookup. Fresh → serve; stale within stale-while-revalidate → serve and refresh
+    /// in the background; otherwise fetch (revalidating the stale copy when it has validators).
+    async fn lookup(
+        self: &Arc<Self>,
+        parts: request::Parts,
+        key: CacheKey,
+        client: ClientInfo,
+    ) -> (Response<ProxyBody>, CacheStatus) {
+        let credentials = self.has_credentials(&parts.headers);
+        let now = Instant::now();
+        let stored = self
+            .store
+            .lookup(&key, &parts.headers)
+            .filter(|o| !credentials || o.public);
+        let cc = crate::cache::control::CacheControl::parse(parts.headers.get_all(header::CACHE_CONTROL));
+        match stored {
+            Some(obj) => match obj.usability(now, &parts.headers) {
+                Usability::Fresh => respond::from_object(&parts, &obj, now, CacheStatus::hit()),
+                Usability::StaleWhileRevalidate => {
+                    self.background_refresh(&parts, &key, &obj, client);
+                    let mut st = CacheStatus::hit();
+                    st.stale = true;
+                    st.detail = Some("stale-while-revalidate");
+                    respond::from_object(&parts, &obj, now, st)
+                }
+                Usability::MustRevalidate { usable_on_error } => {
+                    if cc.only_if_cached {
+                        return (synthetic(StatusCode::GATEWAY_TIMEOUT, "not cached"), CacheStatus::fwd("request"));
+                    }
+                    let fallback = usable_on_error.then_some(obj.clone());
+                    self.miss(parts, key, Some(obj), fallback, client, "stale").await
+                }
+                Usability::Expired => {
+                    if cc.only_if_cached {
+                        return (synthetic(StatusCode::GATEWAY_TIMEOUT, "not cached"), CacheStatus::fwd("request"));
+                    }
+                    self.miss(parts, key, Some(obj), None, client, "stale").await
+                }
+            },
+            None => {
+                if cc.only_if_cached {
+                    return (synthetic(StatusCode::GATEWAY_TIMEOUT, "not cached"), CacheStatus::fwd("request"));
+                }
+                self.miss(parts, key, None, None, client, "miss").await
+            }
+        }
+    }
+
+    /// Steps: coalesce, fetch, failure. Join the in-flight fetch for this key or lead one;
+    /// a waiter gets the head and then each body chunk as it arrives.
+    async fn miss(
+        self: &Arc<Self>,
+        parts: request::Parts,
+        key: CacheKey,
+        stored: Option<Arc<Object>>,
+        fallback: Option<Arc<Object>>,
+        client: ClientInfo,
+        reason: &'static str,
+    ) -> (Response<ProxyBody>, CacheStatus) {
+        if self.coalescer.is_hit_for_miss(key.hash) {
+            let waiter = self.fetch_alone(&parts, &key, stored, client);
+            let mut st = CacheStatus::fwd(reason);
+            st.detail = Some("hit-for-miss");
+            return self.deliver(&parts, waiter.outcome().await, fallback, st);
+        }
+        match self.coalescer.join(&key, &parts.headers) {
+            Join::Busy => (
+                synthetic(StatusCode::SERVICE_UNAVAILABLE, "too many requests waiting for this object"),
+                CacheStatus::fwd(reason),
+            ),
+            Join::Leader(writer, waiter) => {
+                let job = self.fetch_job(&parts, stored, client);
+                tokio::spawn(fetch::run(self.clone(), writer, job));
+                self.deliver(&parts, waiter.outcome().await, fallback, CacheStatus::fwd(reason))
+            }
+            Join::Follower(waiter) => {
+                let mut st = CacheStatus::fwd(reason);
+                st.collapsed = true;
+                let same_variant_as_leader = |head_headers: &HeaderMap, flight_headers: &HeaderMap| {
+                    match vary::parse_vary(head_headers) {
+                        vary::Vary::None => true,
+                        vary::Vary::Star => false,
+                        vary::Vary::Fields(f) => {
+                            let mine = vary::secondary_key(&f, &parts.headers);
+                            mine.is_some() && mine == vary::secondary_key(&f, flight_headers)
+                        }
+                    }
+                };
+                let flight = waiter.flight().clone();
+                let outcome = match tokio::time::timeout(self.settings.coalesce_timeout, waiter.outcome()).await {
+                    Ok(o) => o,
+                    Err(_) => Outcome::GiveUp,
+                };
+                let outcome = match outcome {
+                    Outcome::Stream { head, .. } if !same_variant_as_leader(&head.headers, &flight.leader_headers) => {
+                        Outcome::GiveUp
+                    }
+                    o => o,
+                };
+                if let Outcome::GiveUp = outcome {
+                    let waiter = self.fetch_alone(&parts, &key, stored, client);
+                    st.collapsed = false;
+                    return self.deliver(&parts, waiter.outcome().await, fallback, st);
+                }
+                self.deliver(&parts, outcome, fallback, st)
+            }
+        }
+    }
+
+    /// A fetch of our own, outside the in-flight map (hit-for-miss, or released by a leader).
+    fn fetch_alone(
+        self: &Arc<Self>,
+        parts: &request::Parts,
+        key: &CacheKey,
+        stored: Option<Arc<Object>>,
+        client: ClientInfo,
+    ) -> Waiter {
+        let (writer, waiter) = self.coalescer.detached(key, &parts.headers);
+        let job = self.fetch_job(parts, stored, client);
+        tokio::spawn(fetch::run(self.clone(), writer, job));
+        waiter
+    }
+
+    fn fetch_job(&self, parts: &request::Parts, stored: Option<Arc<Object>>, client: ClientInfo) -> fetch::FetchJob {
+        let mut origin_request = self.origin_request(parts, client, ProxyBody::empty(), true);
+        if let Some(obj) = stored.as_ref() {
+            for (name, value) in policy::revalidation_headers(&obj.headers) {
+                origin_request.headers.insert(name, value);
+            }
+        }
+        // The fill is a GET whatever the client asked (a HEAD miss fills the cache too).
+        let mut request = parts.clone();
+        request.method = Method::GET;
+        fetch::FetchJob {
+            request,
+            origin_request,
+            stale: stored,
+            credentials: self.has_credentials(&parts.headers),
+        }
+    }
+
+    /// stale-while-revalidate: one background refresh per key, the client is not kept waiting.
+    fn background_refresh(self: &Arc<Self>, parts: &request::Parts, key: &CacheKey, obj: &Arc<Object>, client: ClientInfo) {
+        if let Some(writer) = self.coalescer.claim(key, &parts.headers) {
+            let job = self.fetch_job(parts, Some(obj.clone()), client);
+            tokio::spawn(fetch::run(self.clone(), writer, job));
+        }
+    }
+
+    /// Step: failure and respond. Turn a flight's outcome into this client's response,
+    /// falling back to a stale copy when the origin failed or answered 5xx.
+    fn deliver(
+        &self,
+        parts: &request::Parts,
+        outcome: Outcome,
+        fallback: Option<Arc<Object>>,
+        mut status: CacheStatus,
+    ) -> (Response<ProxyBody>, CacheStatus) {
+        let now = Instant::now();
+        match outcome {
+            Outcome::Stream { head, reader } => {
+                if head.status.is_server_error() {
+                    if let Some(obj) = fallback {
+                        status.fwd = Some("stale");
+                        status.fwd_status = Some(head.status.as_u16());
+                        status.stale = true;
+                        status.detail = Some("stale-if-error");
+                        status.collapsed = false;
+                        return respond::from_object(parts, &obj, now, status);
+                    }
+                }
+                status.fwd_status = Some(head.status.as_u16());
+                let mut resp = Response::new(ProxyBody::empty());
+                *resp.status_mut() = head.status;
+                *resp.headers_mut() = head.headers.clone();
+                if parts.method != Method::HEAD {
+                    *resp.body_mut() = ProxyBody::coalesced(reader);
+                }
+                (resp, status)
+            }
+            Outcome::Object(obj) => {
+                status.fwd_status = Some(304);
+                respond::from_object(parts, &obj, now, status)
+            }
+            Outcome::Failed(why) => match fallback {
+                Some(obj) => {
+                    status.fwd = Some("stale");
+                    status.stale = true;
+                    status.detail = Some(match why {
+                        FetchFailure::Timeout => "stale-if-error; origin timeout",
+                        _ => "stale-if-error",
+                    });
+                    status.collapsed = false;
+                    respond::from_object(parts, &obj, now, status)
+                }
+                None => (failure_response(why), status),
+            },
+            // Only followers see GiveUp, and `miss` turns it into a fetch of their own.
+            Outcome::GiveUp => (failure_response(FetchFailure::Abandoned), status),
+        }
+    }
+
+    /// The request as sent to the origin: hop-by-hop removed, Host kept, Via and
+    /// X-Forwarded-For added; a cache fill is a GET without client preconditions.
+    fn origin_request(&self, parts: &request::Parts, client: ClientInfo, body: ProxyBody, fill: bool) -> OriginRequest {
+        let mut h = parts.headers.clone();
+        headers::strip_hop_by_hop(&mut h);
+        if !h.contains_key(header::HOST) {
+            if let Some(a) = parts.uri.authority() {
+                if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+                    h.insert(header::HOST, v);
+                }
+            }
+        }
+        headers::append_via(&mut h, &self.settings.via);
+        headers::append_forwarded_for(&mut h, client.addr.ip());
+        h.insert(
+            http::HeaderName::from_static("x-forwarded-proto"),
+            HeaderValue::from_static(if client.tls { "https" } else { "http" }),
+        );
+        let method = if fill {
+            headers::strip_client_conditionals(&mut h);
+            Method::GET
+        } else {
+            parts.method.clone()
+        };
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        OriginRequest {
+            retryable: fill || matches!(method, Method::GET | Method::HEAD | Method::OPTIONS),
+            method,
+            path_and_query,
+            headers: h,
+            body,
+        }
+    }
+
+    /// Step: key. The authority comes from the URI (HTTP/2, absolute-form) or Host.
+    fn cache_key(&self, parts: &request::Parts, client: ClientInfo) -> Option<CacheKey> {
+        let authority = match parts.uri.authority() {
+            Some(a) => a.as_str(),
+            None => {
+                let mut hosts = parts.headers.get_all(header::HOST).iter();
+                let host = hosts.next()?;
+                if hosts.next().is_some() {
+                    return None;
+                }
+                host.to_str().ok()?
+            }
+        };
+        if authority.is_empty() || authority.contains(['/', ' ', '@']) {
+            return None;
+        }
+        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let scheme = if client.tls { "https" } else { "http" };
+        Some(CacheKey::new(scheme, authority, pq, &self.key_rules))
+    }
+
+    fn has_credentials(&self, h: &HeaderMap) -> bool {
+        h.contains_key(header::AUTHORIZATION) || (self.policy.cookie_requests_pass && h.contains_key(header::COOKIE))
+    }
+
+    /// Step: limits that hyper does not enforce itself.
+    fn reject_bad_request(&self, parts: &request::Parts) -> Option<Response<ProxyBody>> {
+        if parts.headers.get_all(header::CONTENT_LENGTH).iter().count() > 1 {
+            return Some(synthetic(StatusCode::BAD_REQUEST, "duplicate Content-Length"));
+        }
+        if headers::content_length(&parts.headers).is_some_and(|n| n > self.settings.max_body) {
+            return Some(synthetic(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"));
+        }
+        None
+    }
+
+    /// `PURGE` on the public listener: only from `purge_allowed` addresses.
+    fn purge(&self, key: &CacheKey, client: ClientInfo) -> Response<ProxyBody> {
+        let ip = canonical_ip(client.addr.ip());
+        if !self.settings.purge_allowed.iter().any(|c| c.contains(ip)) {
+            return synthetic(StatusCode::FORBIDDEN, "PURGE not allowed from this address");
+        }
+        let n = self.store.remove(key);
+        self.coalescer.clear_hit_for_miss(key.hash);
+        tracing::info!(url = %key.url, client = %ip, purged = n, "purge");
+        let body = format!("{{\"purged\":{n}}}\n");
+        let mut resp = Response::new(ProxyBody::full(body));
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp
+    }
+
+    /// RFC 9111 4.4: after an unsafe method succeeds, the target URI and the URIs in
+    /// Location / Content-Location (same authority only, against poisoning) are invalid.
+    fn invalidate(&self, key: &CacheKey, parts: &request::Parts, resp: &HeaderMap) {
+        self.store.remove(key);
+        let authority = parts
+            .uri
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .or_else(|| parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned));
+        let Some(authority) = authority else { return };
+        let scheme = key.url.split("://").next().unwrap_or("http").to_owned();
+        for name in [header::LOCATION, header::CONTENT_LOCATION] {
+            let Some(target) = resp.get(&name).and_then(|v| v.to_str().ok()) else { continue };
+            let target_key = if target.starts_with('/') {
+                Some(CacheKey::new(&scheme, &authority, target, &self.key_rules))
+            } else {
+                crate::cache::key::key_for_url(target, &self.key_rules)
+                    .ok()
+                    .filter(|k| same_authority(&k.url, &scheme, &authority, &self.key_rules))
+            };
+            if let Some(k) = target_key {
+                self.store.remove(&k);
+            }
+        }
+    }
+
+    /// Headers every response gets, whatever produced it.
+    fn finish_response(&self, resp: &mut Response<ProxyBody>, status: &CacheStatus) {
+        let h = resp.headers_mut();
+        headers::strip_hop_by_hop(h);
+        headers::append_via(h, &self.settings.via);
+        h.insert(
+            http::HeaderName::from_static("cache-status"),
+            status.header_value(&self.settings.cache_name),
+        );
+    }
+}
+
+fn same_authority(url: &str, scheme: &str, authority: &str, rules: &KeyRules) -> bool {
+    let probe = CacheKey::new(scheme, authority, "/", rules);
+    let prefix = probe.url.trim_end_matches('/');
+    url.starts_with(prefix) && url[prefix.len()..].starts_with(['/', '?'])
+}
+
+/// IPv4 clients on a dual-stack socket show up as ::ffff:a.b.c.d.
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// A clean error page for a fetch with no response and no stale copy to fall back on.
+fn failure_response(why: FetchFailure) -> Response<ProxyBody> {
+    match why {
+        FetchFailure::Timeout => synthetic(StatusCode::GATEWAY_TIMEOUT, "origin timed out"),
+        FetchFailure::NoOrigin => synthetic(StatusCode::SERVICE_UNAVAILABLE, "no origin available"),
+        FetchFailure::Connect | FetchFailure::Abandoned => synthetic(StatusCode::BAD_GATEWAY, "origin unreachable"),
+    }
+}
