@@ -49,6 +49,8 @@ pub struct ResponseHead {
     pub headers: HeaderMap,
     /// Content-Length of the body when the origin stated it.
     pub content_length: Option<u64>,
+    /// The response is being stored (it may still turn out too big).
+    pub storing: bool,
 }
 
 /// Why a fetch produced no response head.

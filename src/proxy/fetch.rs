@@ -116,6 +116,7 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
         version: parts.version,
         headers: parts.headers,
         content_length,
+        storing,
     });
     writer.head(head.clone(), shareable);
     if shareable && !storing {

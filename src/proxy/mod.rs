@@ -316,6 +316,7 @@ impl Proxy {
                     }
                 }
                 status.fwd_status = Some(head.status.as_u16());
+                status.stored = head.storing;
                 let mut resp = Response::new(ProxyBody::empty());
                 *resp.status_mut() = head.status;
                 *resp.headers_mut() = head.headers.clone();

@@ -88,6 +88,7 @@ pub struct Origin {
     seen: Arc<Mutex<Vec<Seen>>>,
     mode: Arc<AtomicU8>,
     task: JoinHandle<()>,
+    stopped: tokio::sync::watch::Sender<bool>,
 }
 
 impl Origin {
@@ -101,22 +102,30 @@ impl Origin {
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let mode = Arc::new(AtomicU8::new(MODE_NORMAL));
         let (s2, m2) = (seen.clone(), mode.clone());
+        let (stopped, stop_rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
                 let (seen, mode, handler) = (s2.clone(), m2.clone(), handler.clone());
+                let mut stop_rx = stop_rx.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
                         let (seen, mode, handler) = (seen.clone(), mode.clone(), handler.clone());
                         async move { Ok::<_, Infallible>(serve(req, &seen, &mode, &handler).await) }
                     });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                    let stop = async move {
+                        let _ = stop_rx.wait_for(|s| *s).await;
+                    };
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = stop => {}
+                    }
                 });
             }
         });
-        Origin { addr, seen, mode, task }
+        Origin { addr, seen, mode, task, stopped }
     }
 
     /// Requests seen for a path (path without query).
@@ -146,6 +155,7 @@ impl Origin {
     /// Stop listening (connections are refused afterwards; open ones are dropped).
     pub fn stop(&self) {
         self.task.abort();
+        let _ = self.stopped.send(true);
     }
 }
 
@@ -233,6 +243,10 @@ impl Got {
     }
     pub fn cache_status(&self) -> &str {
         self.header("cache-status").unwrap_or("")
+    }
+    /// Served from cache without going to the origin.
+    pub fn is_hit(&self) -> bool {
+        self.cache_status().starts_with("lacquer; hit")
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
