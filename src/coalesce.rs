@@ -218,7 +218,11 @@ impl Waiter {
         };
         let decided = std::future::poll_fn(|cx| {
             let mut st = self.flight.lock();
-            let leader = st.readers.get(id).and_then(|s| s.as_ref()).map(|s| s.leader);
+            let leader = st
+                .readers
+                .get(id)
+                .and_then(|s| s.as_ref())
+                .map(|s| s.leader);
             let r = match &st.head {
                 Head::Pending => None,
                 Head::Streaming { head, shareable } => {
@@ -542,7 +546,11 @@ impl Coalescer {
     }
 
     /// A flight that is not in the map: for background refreshes and collisions.
-    pub fn detached(self: &Arc<Self>, key: &CacheKey, headers: &HeaderMap) -> (FlightWriter, Waiter) {
+    pub fn detached(
+        self: &Arc<Self>,
+        key: &CacheKey,
+        headers: &HeaderMap,
+    ) -> (FlightWriter, Waiter) {
         let flight = Arc::new(Flight::new(key.clone(), headers.clone()));
         let waiter = flight.register(true);
         (

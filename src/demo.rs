@@ -72,7 +72,11 @@ async fn answer(req: Request<Incoming>, counts: &Counts) -> Response<Full<Bytes>
     let path = req.uri().path().to_owned();
     let n = counts.bump(&path);
     let (status, cc, body) = match path.as_str() {
-        "/" => (StatusCode::OK, "max-age=10", format!("lacquer demo origin\n\n{ROUTES}")),
+        "/" => (
+            StatusCode::OK,
+            "max-age=10",
+            format!("lacquer demo origin\n\n{ROUTES}"),
+        ),
         "/slow" => {
             let ms = req
                 .uri()
@@ -82,23 +86,41 @@ async fn answer(req: Request<Incoming>, counts: &Counts) -> Response<Full<Bytes>
                 .unwrap_or(1000)
                 .min(30_000);
             tokio::time::sleep(Duration::from_millis(ms)).await;
-            (StatusCode::OK, "max-age=60", format!("slow response after {ms} ms\n"))
+            (
+                StatusCode::OK,
+                "max-age=60",
+                format!("slow response after {ms} ms\n"),
+            )
         }
         "/time" => (
             StatusCode::OK,
             "max-age=5, stale-while-revalidate=30, stale-if-error=600",
-            format!("{}\n", httpdate::fmt_http_date(std::time::SystemTime::now())),
+            format!(
+                "{}\n",
+                httpdate::fmt_http_date(std::time::SystemTime::now())
+            ),
         ),
         "/private" => (StatusCode::OK, "private", "for one user only\n".to_owned()),
         "/nostore" => (StatusCode::OK, "no-store", "never stored\n".to_owned()),
-        "/error" => (StatusCode::SERVICE_UNAVAILABLE, "no-store", "origin error\n".to_owned()),
-        _ => (StatusCode::NOT_FOUND, "max-age=10", "not found\n".to_owned()),
+        "/error" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no-store",
+            "origin error\n".to_owned(),
+        ),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "max-age=10",
+            "not found\n".to_owned(),
+        ),
     };
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cc));
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     h.insert("x-origin-count", HeaderValue::from(n));
     resp
 }

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use lacquer::config::{Config, LogFormat};
 
 #[derive(Parser)]
-#[command(name = "lacquer", version, about = "A caching reverse proxy and edge node")]
+#[command(
+    name = "lacquer",
+    version,
+    about = "A caching reverse proxy and edge node"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -51,7 +55,11 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run { config, listen, origin } => {
+        Command::Run {
+            config,
+            listen,
+            origin,
+        } => {
             let cfg = match load(config, &listen, &origin) {
                 Ok(c) => c,
                 Err(e) => {
@@ -71,14 +79,21 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(config: Option<PathBuf>, listen: &[SocketAddr], origin: &[String]) -> Result<Config, String> {
+fn load(
+    config: Option<PathBuf>,
+    listen: &[SocketAddr],
+    origin: &[String],
+) -> Result<Config, String> {
     let mut cfg = match config {
         Some(path) => Config::load(&path).map_err(|e| e.to_string())?,
         None => {
             if origin.is_empty() {
                 return Err("quick mode needs --origin HOST:PORT (or give --config FILE)".into());
             }
-            let first = listen.first().copied().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
+            let first = listen
+                .first()
+                .copied()
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
             Config::quick(first, origin).map_err(|e| e.to_string())?
         }
     };
@@ -94,8 +109,14 @@ fn load(config: Option<PathBuf>, listen: &[SocketAddr], origin: &[String]) -> Re
             .collect();
     }
     if !origin.is_empty() {
-        let quick = Config::quick(cfg.listen.first().map(|l| l.address).unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))), origin)
-            .map_err(|e| e.to_string())?;
+        let quick = Config::quick(
+            cfg.listen
+                .first()
+                .map(|l| l.address)
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            origin,
+        )
+        .map_err(|e| e.to_string())?;
         cfg.origin = quick.origin;
     }
     Ok(cfg)
@@ -113,7 +134,10 @@ fn init_logging(cfg: &Config) {
 
 fn serve(cfg: Config, demo: bool) -> ExitCode {
     init_logging(&cfg);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");

@@ -180,7 +180,10 @@ impl OriginPool {
         } = req;
         let replay = (retryable && self.cfg.retry && self.origins.len() > 1)
             .then(|| (method.clone(), path_and_query.clone(), headers.clone()));
-        match self.send_to(first, method, path_and_query, headers, body).await {
+        match self
+            .send_to(first, method, path_and_query, headers, body)
+            .await
+        {
             Ok(resp) => Ok(resp),
             Err(e) => {
                 let Some((m, pq, h)) = replay else {
@@ -276,13 +279,19 @@ impl OriginPool {
         };
         let mut req = Request::new(ProxyBody::empty());
         *req.uri_mut() = uri;
-        req.headers_mut()
-            .insert(http::header::USER_AGENT, http::HeaderValue::from_static("lacquer-health"));
+        req.headers_mut().insert(
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static("lacquer-health"),
+        );
         match tokio::time::timeout(h.timeout, self.client.request(req)).await {
             Ok(Ok(resp)) => {
                 let s = resp.status().as_u16();
                 // Drain so the connection goes back to the pool.
-                let _ = tokio::time::timeout(h.timeout, http_body_util::BodyExt::collect(resp.into_body())).await;
+                let _ = tokio::time::timeout(
+                    h.timeout,
+                    http_body_util::BodyExt::collect(resp.into_body()),
+                )
+                .await;
                 if h.expect_status.is_empty() {
                     (200..400).contains(&s)
                 } else {

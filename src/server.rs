@@ -86,7 +86,10 @@ pub fn build_proxy(cfg: &Config) -> Result<Arc<Proxy>, StartError> {
     };
     let mut purge_allowed = Vec::new();
     for s in &cfg.admin.purge_allowed {
-        purge_allowed.push(s.parse().map_err(|e| StartError::Config(format!("purge_allowed {s:?}: {e}")))?);
+        purge_allowed.push(
+            s.parse()
+                .map_err(|e| StartError::Config(format!("purge_allowed {s:?}: {e}")))?,
+        );
     }
     let via = http::HeaderValue::from_str(&format!("1.1 {}", cfg.node.name))
         .unwrap_or_else(|_| http::HeaderValue::from_static("1.1 lacquer"));
@@ -122,8 +125,14 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     for l in &cfg.listen {
         let listener = TcpListener::bind(l.address)
             .await
-            .map_err(|source| StartError::Bind { addr: l.address, source })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: l.address, source })?;
+            .map_err(|source| StartError::Bind {
+                addr: l.address,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: l.address,
+            source,
+        })?;
         tracing::info!(%addr, "listening");
         listen.push(addr);
         let acceptor = Acceptor {
@@ -174,14 +183,19 @@ impl Acceptor {
             };
             let _ = stream.set_nodelay(true);
             let proxy = self.proxy.clone();
-            let client = ClientInfo { addr: peer, tls: false };
+            let client = ClientInfo {
+                addr: peer,
+                tls: false,
+            };
             let idle = IdleIo::new(stream);
             let activity = idle.activity.clone();
             let svc = service_fn(move |req| {
                 let proxy = proxy.clone();
                 async move { Ok::<_, Infallible>(proxy.handle(req, client).await) }
             });
-            let conn = builder.serve_connection(TokioIo::new(idle), svc).into_owned();
+            let conn = builder
+                .serve_connection(TokioIo::new(idle), svc)
+                .into_owned();
             let conn = graceful.watch(conn);
             let idle_timeout = self.limits.idle_timeout;
             tokio::spawn(async move {
@@ -200,7 +214,10 @@ impl Acceptor {
         }
         drop(self.listener);
         let drain = self.limits.drain_timeout;
-        if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+        if tokio::time::timeout(drain, graceful.shutdown())
+            .await
+            .is_err()
+        {
             tracing::warn!(?drain, "drain timeout: closing remaining connections");
         }
     }
@@ -271,7 +288,11 @@ impl IdleIo {
 }
 
 impl AsyncRead for IdleIo {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let this = self.project();
         let r = this.inner.poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = r {
@@ -282,7 +303,11 @@ impl AsyncRead for IdleIo {
 }
 
 impl AsyncWrite for IdleIo {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         let this = self.project();
         let r = this.inner.poll_write(cx, buf);
         if let Poll::Ready(Ok(_)) = r {

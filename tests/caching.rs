@@ -20,7 +20,11 @@ async fn max_age_hit_with_age() {
     within(20, async {
         let (origin, node) = node_for(|_, n| Reply::ok(format!("v{n}")).cc("max-age=60")).await;
         let a = node.get("/x").await;
-        assert!(a.cache_status().contains("fwd=miss"), "{}", a.cache_status());
+        assert!(
+            a.cache_status().contains("fwd=miss"),
+            "{}",
+            a.cache_status()
+        );
         assert!(a.cache_status().contains("stored"));
         let b = node.get("/x").await;
         assert_eq!(b.text(), "v1");
@@ -59,7 +63,8 @@ async fn unstorable_responses_go_to_origin() {
 #[tokio::test]
 async fn s_maxage_wins() {
     within(20, async {
-        let (origin, node) = node_for(|_, n| Reply::ok(format!("v{n}")).cc("max-age=0, s-maxage=60")).await;
+        let (origin, node) =
+            node_for(|_, n| Reply::ok(format!("v{n}")).cc("max-age=0, s-maxage=60")).await;
         node.get("/s").await;
         assert_eq!(node.get("/s").await.text(), "v1");
         assert_eq!(origin.count("/s"), 1);
@@ -75,7 +80,10 @@ async fn expires_and_invalid_expires() {
             let now = std::time::SystemTime::now();
             let r = Reply::ok(format!("v{n}")).header("date", &httpdate::fmt_http_date(now));
             if s.path == "/good" {
-                r.header("expires", &httpdate::fmt_http_date(now + Duration::from_secs(60)))
+                r.header(
+                    "expires",
+                    &httpdate::fmt_http_date(now + Duration::from_secs(60)),
+                )
             } else {
                 r.header("expires", "0")
             }
@@ -111,16 +119,33 @@ async fn heuristic_freshness() {
 async fn vary_keeps_variants_apart() {
     within(20, async {
         let (origin, node) = node_for(|s, _| {
-            let ae = s.headers.get("accept-encoding").and_then(|v| v.to_str().ok()).unwrap_or("identity").to_owned();
-            Reply::ok(format!("encoded as {ae}")).cc("max-age=60").header("vary", "Accept-Encoding")
+            let ae = s
+                .headers
+                .get("accept-encoding")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("identity")
+                .to_owned();
+            Reply::ok(format!("encoded as {ae}"))
+                .cc("max-age=60")
+                .header("vary", "Accept-Encoding")
         })
         .await;
         let gz = node.get_with("/v", &[("accept-encoding", "gzip")]).await;
         let br = node.get_with("/v", &[("accept-encoding", "br")]).await;
         assert_eq!(gz.text(), "encoded as gzip");
         assert_eq!(br.text(), "encoded as br");
-        assert_eq!(node.get_with("/v", &[("accept-encoding", "gzip")]).await.text(), "encoded as gzip");
-        assert_eq!(node.get_with("/v", &[("accept-encoding", "br")]).await.text(), "encoded as br");
+        assert_eq!(
+            node.get_with("/v", &[("accept-encoding", "gzip")])
+                .await
+                .text(),
+            "encoded as gzip"
+        );
+        assert_eq!(
+            node.get_with("/v", &[("accept-encoding", "br")])
+                .await
+                .text(),
+            "encoded as br"
+        );
         assert_eq!(origin.count("/v"), 2);
     })
     .await;
@@ -130,7 +155,12 @@ async fn vary_keeps_variants_apart() {
 #[tokio::test]
 async fn vary_star_not_reused() {
     within(20, async {
-        let (origin, node) = node_for(|_, n| Reply::ok(format!("v{n}")).cc("max-age=60").header("vary", "*")).await;
+        let (origin, node) = node_for(|_, n| {
+            Reply::ok(format!("v{n}"))
+                .cc("max-age=60")
+                .header("vary", "*")
+        })
+        .await;
         node.get("/star").await;
         assert_eq!(node.get("/star").await.text(), "v2");
         assert_eq!(origin.count("/star"), 2);
@@ -144,9 +174,16 @@ async fn revalidation_with_304_refreshes() {
     within(20, async {
         let (origin, node) = node_for(|s, n| {
             if s.headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some("\"e1\"") {
-                Reply::ok("").status(304).cc("max-age=60").header("etag", "\"e1\"").header("x-refresh", &n.to_string())
+                Reply::ok("")
+                    .status(304)
+                    .cc("max-age=60")
+                    .header("etag", "\"e1\"")
+                    .header("x-refresh", &n.to_string())
             } else {
-                Reply::ok("body-1").cc("max-age=1").header("etag", "\"e1\"").header("x-refresh", "0")
+                Reply::ok("body-1")
+                    .cc("max-age=1")
+                    .header("etag", "\"e1\"")
+                    .header("x-refresh", "0")
             }
         })
         .await;
@@ -156,7 +193,11 @@ async fn revalidation_with_304_refreshes() {
         assert_eq!(g.status, 200);
         assert_eq!(g.text(), "body-1");
         assert_eq!(g.header("x-refresh"), Some("2"), "304 headers merged");
-        assert!(g.cache_status().contains("fwd-status=304"), "{}", g.cache_status());
+        assert!(
+            g.cache_status().contains("fwd-status=304"),
+            "{}",
+            g.cache_status()
+        );
         // Fresh again for 60 s: a hit.
         let h = node.get("/r").await;
         assert!(h.is_hit());
@@ -169,7 +210,8 @@ async fn revalidation_with_304_refreshes() {
 #[tokio::test]
 async fn client_if_none_match_gets_304_from_cache() {
     within(20, async {
-        let (origin, node) = node_for(|_, _| Reply::ok("tagged").cc("max-age=60").header("etag", "\"t\"")).await;
+        let (origin, node) =
+            node_for(|_, _| Reply::ok("tagged").cc("max-age=60").header("etag", "\"t\"")).await;
         node.get("/c").await;
         let g = node.get_with("/c", &[("if-none-match", "\"t\"")]).await;
         assert_eq!(g.status, 304);
@@ -220,9 +262,10 @@ async fn range_from_cached_object() {
 #[tokio::test]
 async fn post_passes_and_invalidates() {
     within(20, async {
-        let (origin, node) = node_for(|s, n| {
+        let (_origin, node) = node_for(|s, n| {
             if s.method == Method::POST {
-                Reply::ok(format!("posted {}", String::from_utf8_lossy(&s.body))).header("location", "/other")
+                Reply::ok(format!("posted {}", String::from_utf8_lossy(&s.body)))
+                    .header("location", "/other")
             } else {
                 Reply::ok(format!("v{n}")).cc("max-age=60")
             }
@@ -231,7 +274,9 @@ async fn post_passes_and_invalidates() {
         node.get("/p").await;
         node.get("/other").await;
         assert!(node.get("/p").await.is_hit());
-        let p = node.send(Method::POST, "/p", &[], Bytes::from_static(b"hello")).await;
+        let p = node
+            .send(Method::POST, "/p", &[], Bytes::from_static(b"hello"))
+            .await;
         assert_eq!(p.text(), "posted hello");
         assert!(!node.get("/p").await.is_hit(), "target invalidated");
         assert!(!node.get("/other").await.is_hit(), "Location invalidated");
@@ -244,7 +289,11 @@ async fn post_passes_and_invalidates() {
 async fn authorization_rules() {
     within(20, async {
         let (origin, node) = node_for(|s, n| {
-            let cc = if s.path == "/pub" { "public, max-age=60" } else { "max-age=60" };
+            let cc = if s.path == "/pub" {
+                "public, max-age=60"
+            } else {
+                "max-age=60"
+            };
             Reply::ok(format!("v{n}")).cc(cc)
         })
         .await;
@@ -263,7 +312,12 @@ async fn authorization_rules() {
 #[tokio::test]
 async fn cdn_cache_control_precedence() {
     within(20, async {
-        let (origin, node) = node_for(|_, n| Reply::ok(format!("v{n}")).cc("no-store").header("cdn-cache-control", "max-age=60")).await;
+        let (origin, node) = node_for(|_, n| {
+            Reply::ok(format!("v{n}"))
+                .cc("no-store")
+                .header("cdn-cache-control", "max-age=60")
+        })
+        .await;
         node.get("/cdn").await;
         assert_eq!(node.get("/cdn").await.text(), "v1");
         assert_eq!(origin.count("/cdn"), 1);
@@ -275,8 +329,19 @@ async fn cdn_cache_control_precedence() {
 #[tokio::test]
 async fn hop_by_hop_and_forwarding_headers() {
     within(20, async {
-        let (origin, node) = node_for(|_, _| Reply::ok("x").header("connection", "x-hop").header("x-hop", "secret").header("x-end", "kept")).await;
-        let g = node.get_with("/hop", &[("connection", "x-client-hop"), ("x-client-hop", "1")]).await;
+        let (origin, node) = node_for(|_, _| {
+            Reply::ok("x")
+                .header("connection", "x-hop")
+                .header("x-hop", "secret")
+                .header("x-end", "kept")
+        })
+        .await;
+        let g = node
+            .get_with(
+                "/hop",
+                &[("connection", "x-client-hop"), ("x-client-hop", "1")],
+            )
+            .await;
         assert!(g.header("x-hop").is_none());
         assert_eq!(g.header("x-end"), Some("kept"));
         let seen = origin.last().unwrap();
@@ -293,7 +358,14 @@ async fn purge_method_from_allowed_address() {
     within(20, async {
         let (origin, node) = node_for(|_, n| Reply::ok(format!("v{n}")).cc("max-age=60")).await;
         node.get("/pg").await;
-        let p = node.send(Method::from_bytes(b"PURGE").unwrap(), "/pg", &[], Bytes::new()).await;
+        let p = node
+            .send(
+                Method::from_bytes(b"PURGE").unwrap(),
+                "/pg",
+                &[],
+                Bytes::new(),
+            )
+            .await;
         assert_eq!(p.status, 200);
         assert!(p.text().contains("\"purged\":1"));
         assert_eq!(node.get("/pg").await.text(), "v2");

@@ -14,7 +14,8 @@ async fn herd_of_500_makes_one_origin_request() {
     within(60, async {
         let body = Bytes::from(vec![b'x'; 64 * 1024]);
         let b2 = body.clone();
-        let origin = Origin::start(move |_, _| Reply::ok(b2.clone()).cc("max-age=60").delay_ms(500)).await;
+        let origin =
+            Origin::start(move |_, _| Reply::ok(b2.clone()).cc("max-age=60").delay_ms(500)).await;
         let node = start(config(&[origin.addr])).await;
         let mut tasks = Vec::new();
         for _ in 0..500 {
@@ -47,14 +48,23 @@ async fn herd_of_500_makes_one_origin_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uncacheable_herd_is_not_serialized() {
     within(60, async {
-        let origin = Origin::start(|_, _| Reply::ok("private stuff").cc("no-store").delay_ms(500)).await;
+        let origin =
+            Origin::start(|_, _| Reply::ok("private stuff").cc("no-store").delay_ms(500)).await;
         let node = start(config(&[origin.addr])).await;
         let started = Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..200 {
             let (client, addr) = (client(), node.addr);
             tasks.push(tokio::spawn(async move {
-                send(&client, addr, http::Method::GET, "/nostore", &[], Bytes::new()).await
+                send(
+                    &client,
+                    addr,
+                    http::Method::GET,
+                    "/nostore",
+                    &[],
+                    Bytes::new(),
+                )
+                .await
             }));
         }
         for t in tasks {
@@ -127,7 +137,8 @@ async fn oversize_object_streams_but_is_not_stored() {
     within(30, async {
         let big = Bytes::from(vec![b'z'; 3 * 1024 * 1024]);
         let b2 = big.clone();
-        let origin = Origin::start(move |_, _| Reply::ok(b2.clone()).cc("max-age=60").delay_ms(200)).await;
+        let origin =
+            Origin::start(move |_, _| Reply::ok(b2.clone()).cc("max-age=60").delay_ms(200)).await;
         let mut cfg = config(&[origin.addr]);
         cfg.cache.max_object_size = 1024 * 1024;
         let node = start(cfg).await;

@@ -10,7 +10,8 @@ use http::Method;
 use support::*;
 
 async fn node() -> (Origin, Node) {
-    let origin = Origin::start(|s, _| Reply::ok(format!("ok {}", s.body.len())).cc("max-age=60")).await;
+    let origin =
+        Origin::start(|s, _| Reply::ok(format!("ok {}", s.body.len())).cc("max-age=60")).await;
     let mut cfg = config(&[origin.addr]);
     cfg.limits.max_header_bytes = 16 * 1024;
     cfg.limits.max_headers = 50;
@@ -59,7 +60,10 @@ async fn long_request_line_refused() {
         let path = "/".to_owned() + &"p".repeat(20 * 1024);
         let req = format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n");
         let resp = raw(node.addr, req.as_bytes(), 3).await;
-        assert!(resp.starts_with("HTTP/1.1 414") || resp.starts_with("HTTP/1.1 431"), "{resp}");
+        assert!(
+            resp.starts_with("HTTP/1.1 414") || resp.starts_with("HTTP/1.1 431"),
+            "{resp}"
+        );
     })
     .await;
 }
@@ -69,10 +73,13 @@ async fn long_request_line_refused() {
 async fn oversize_body_gets_413() {
     within(20, async {
         let (origin, node) = node().await;
-        let g = node.send(Method::POST, "/up", &[], Bytes::from(vec![b'a'; 4096])).await;
+        let g = node
+            .send(Method::POST, "/up", &[], Bytes::from(vec![b'a'; 4096]))
+            .await;
         assert_eq!(g.status, 413);
         assert_eq!(origin.count("/up"), 0);
-        let mut req = String::from("POST /up HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n");
+        let mut req =
+            String::from("POST /up HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n");
         for _ in 0..4 {
             req.push_str("400\r\n");
             req.push_str(&"b".repeat(1024));
@@ -80,8 +87,13 @@ async fn oversize_body_gets_413() {
         }
         req.push_str("0\r\n\r\n");
         let resp = raw(node.addr, req.as_bytes(), 3).await;
-        assert!(resp.starts_with("HTTP/1.1 413") || resp.is_empty(), "{resp}");
-        let ok = node.send(Method::POST, "/up", &[], Bytes::from(vec![b'a'; 100])).await;
+        assert!(
+            resp.starts_with("HTTP/1.1 413") || resp.is_empty(),
+            "{resp}"
+        );
+        let ok = node
+            .send(Method::POST, "/up", &[], Bytes::from(vec![b'a'; 100]))
+            .await;
         assert_eq!(ok.text(), "ok 100");
     })
     .await;
@@ -93,8 +105,16 @@ async fn garbage_request_gets_400() {
     within(20, async {
         let (_o, node) = node().await;
         let resp = raw(node.addr, b"\x16\x03\x01\x00garbage\r\n\r\n", 3).await;
-        assert!(resp.is_empty() || resp.starts_with("HTTP/1.1 400"), "{resp}");
-        let resp = raw(node.addr, b"GET / HTTP/1.1\r\nhost: x\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nab", 3).await;
+        assert!(
+            resp.is_empty() || resp.starts_with("HTTP/1.1 400"),
+            "{resp}"
+        );
+        let resp = raw(
+            node.addr,
+            b"GET / HTTP/1.1\r\nhost: x\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nab",
+            3,
+        )
+        .await;
         assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
         assert_eq!(node.get("/alive").await.status, 200);
     })
@@ -123,7 +143,9 @@ async fn idle_connection_closed() {
     within(20, async {
         let (_o, node) = node().await;
         let mut s = tokio::net::TcpStream::connect(node.addr).await.unwrap();
-        s.write_all(b"GET /idle HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+        s.write_all(b"GET /idle HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
         let mut buf = vec![0u8; 4096];
         let n = s.read(&mut buf).await.unwrap();
         assert!(n > 0);

@@ -29,7 +29,10 @@ async fn stale_if_error_on_503() {
         assert_eq!(got.status, 200);
         assert_eq!(got.text(), "good 1");
         let cs = got.cache_status();
-        assert!(cs.contains("fwd=stale") && cs.contains("fwd-status=503"), "{cs}");
+        assert!(
+            cs.contains("fwd=stale") && cs.contains("fwd-status=503"),
+            "{cs}"
+        );
         // Still the good copy the second time: the error did not replace it.
         let got = node.get("/s").await;
         assert_eq!(got.text(), "good 1");
@@ -50,7 +53,11 @@ async fn stale_if_error_on_connection_refused() {
         let got = node.get("/s").await;
         assert_eq!(got.status, 200);
         assert_eq!(got.text(), "good 1");
-        assert!(got.cache_status().contains("fwd=stale"), "{}", got.cache_status());
+        assert!(
+            got.cache_status().contains("fwd=stale"),
+            "{}",
+            got.cache_status()
+        );
     })
     .await;
 }
@@ -64,7 +71,11 @@ async fn stale_if_error_on_timeout() {
         let got = node.get("/s").await;
         assert_eq!(got.status, 200);
         assert_eq!(got.text(), "good 1");
-        assert!(got.cache_status().contains("fwd=stale"), "{}", got.cache_status());
+        assert!(
+            got.cache_status().contains("fwd=stale"),
+            "{}",
+            got.cache_status()
+        );
     })
     .await;
 }
@@ -108,7 +119,12 @@ async fn must_revalidate_is_never_served_stale() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_while_revalidate_serves_and_refreshes() {
     within(30, async {
-        let origin = Origin::start(|_, n| Reply::ok(format!("v{n}")).cc("max-age=1, stale-while-revalidate=30").delay_ms(300)).await;
+        let origin = Origin::start(|_, n| {
+            Reply::ok(format!("v{n}"))
+                .cc("max-age=1, stale-while-revalidate=30")
+                .delay_ms(300)
+        })
+        .await;
         let node = start(config(&[origin.addr])).await;
         assert_eq!(node.get("/swr").await.text(), "v1");
         tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -117,7 +133,10 @@ async fn stale_while_revalidate_serves_and_refreshes() {
         for _ in 0..5 {
             seen.push(node.get("/swr").await);
         }
-        assert!(started.elapsed() < Duration::from_millis(300), "stale answers do not wait for the origin");
+        assert!(
+            started.elapsed() < Duration::from_millis(300),
+            "stale answers do not wait for the origin"
+        );
         for g in &seen {
             assert_eq!(g.text(), "v1");
         }
@@ -138,7 +157,9 @@ async fn herd_on_failing_origin_gets_stale() {
         let mut tasks = Vec::new();
         for _ in 0..50 {
             let (c, a) = (client(), node.addr);
-            tasks.push(tokio::spawn(async move { send(&c, a, http::Method::GET, "/s", &[], bytes::Bytes::new()).await }));
+            tasks.push(tokio::spawn(async move {
+                send(&c, a, http::Method::GET, "/s", &[], bytes::Bytes::new()).await
+            }));
         }
         for t in tasks {
             let g = t.await.unwrap();

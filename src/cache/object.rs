@@ -48,7 +48,10 @@ impl Object {
     pub fn time_to_keep(&self, now: Instant) -> Duration {
         let f = &self.freshness;
         let stale_window = f.stale_while_revalidate.max(f.stale_if_error);
-        let total = f.lifetime.saturating_add(stale_window).saturating_add(f.keep);
+        let total = f
+            .lifetime
+            .saturating_add(stale_window)
+            .saturating_add(f.keep);
         total.saturating_sub(self.age(now))
     }
 
@@ -59,7 +62,12 @@ impl Object {
             .iter()
             .map(|(n, v)| n.as_str().len() + v.len() + 48)
             .sum();
-        let secondary: usize = self.secondary.0.iter().map(|v| v.as_ref().map_or(8, |b| b.len() + 32)).sum();
+        let secondary: usize = self
+            .secondary
+            .0
+            .iter()
+            .map(|v| v.as_ref().map_or(8, |b| b.len() + 32))
+            .sum();
         OBJECT_OVERHEAD + headers + secondary + self.body.len() + self.vary.len() * 32
     }
 

@@ -98,7 +98,11 @@ impl Store {
             return Some(first.clone());
         }
         let wanted = vary::secondary_key(&first.vary, req)?;
-        entry.variants.iter().find(|o| o.secondary == wanted).cloned()
+        entry
+            .variants
+            .iter()
+            .find(|o| o.secondary == wanted)
+            .cloned()
     }
 
     /// Every variant stored for a URL.

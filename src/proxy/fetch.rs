@@ -57,14 +57,25 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
         if let Some(old) = stale.as_ref() {
             let mut merged = policy::merge_304(&old.headers, &parts.headers);
             if !merged.contains_key(header::DATE) {
-                merged.insert(header::DATE, HeaderValue::from_str(&httpdate::fmt_http_date(response_time)).unwrap_or(HeaderValue::from_static("")));
+                merged.insert(
+                    header::DATE,
+                    HeaderValue::from_str(&httpdate::fmt_http_date(response_time))
+                        .unwrap_or(HeaderValue::from_static("")),
+                );
             }
             // The 304 can change what may be stored (no-store, private...): check again.
-            let still_storable = policy::storable(&request, old.status, &merged, &proxy.policy).is_ok();
+            let still_storable =
+                policy::storable(&request, old.status, &merged, &proxy.policy).is_ok();
             policy::strip_before_store(&mut merged);
             let refreshed = Arc::new(Object {
                 status: old.status,
-                freshness: policy::freshness(old.status, &merged, request_time, response_time, &proxy.policy),
+                freshness: policy::freshness(
+                    old.status,
+                    &merged,
+                    request_time,
+                    response_time,
+                    &proxy.policy,
+                ),
                 headers: merged,
                 body: old.body.clone(),
                 stored_at,
@@ -101,7 +112,9 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
     // every waiter to hammer a failing origin.
     let shareable = storing || error_over_stale || (verdict.is_ok() && too_big);
     let public = {
-        let cc = crate::cache::control::CacheControl::parse(parts.headers.get_all(header::CACHE_CONTROL));
+        let cc = crate::cache::control::CacheControl::parse(
+            parts.headers.get_all(header::CACHE_CONTROL),
+        );
         cc.public || cc.s_maxage.is_some()
     };
     if storing {
@@ -109,7 +122,13 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
     } else if !credentials && !error_over_stale {
         proxy.coalescer.mark_hit_for_miss(key.hash);
     }
-    let freshness = policy::freshness(parts.status, &parts.headers, request_time, response_time, &proxy.policy);
+    let freshness = policy::freshness(
+        parts.status,
+        &parts.headers,
+        request_time,
+        response_time,
+        &proxy.policy,
+    );
     let mut stored_headers = parts.headers.clone();
     let head = Arc::new(ResponseHead {
         status: parts.status,
@@ -128,7 +147,9 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
     loop {
         match body.frame().await {
             Some(Ok(frame)) => {
-                let Ok(data) = frame.into_data() else { continue };
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
                 size += data.len() as u64;
                 if storing && size > proxy.settings.max_object_size {
                     storing = false;

@@ -96,10 +96,16 @@ mod tests {
     #[test]
     fn strips_connection_listed_fields() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("close, X-Secret , bad name"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, X-Secret , bad name"),
+        );
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert("x-kept", HeaderValue::from_static("1"));
-        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
         strip_hop_by_hop(&mut h);
         assert!(h.get("x-secret").is_none());
         assert!(h.get(header::TRANSFER_ENCODING).is_none());
@@ -113,7 +119,10 @@ mod tests {
         h.append("x-forwarded-for", HeaderValue::from_static("1.1.1.1"));
         h.append("x-forwarded-for", HeaderValue::from_static("2.2.2.2"));
         append_forwarded_for(&mut h, "127.0.0.1".parse().unwrap());
-        assert_eq!(h.get("x-forwarded-for").unwrap(), "1.1.1.1, 2.2.2.2, 127.0.0.1");
+        assert_eq!(
+            h.get("x-forwarded-for").unwrap(),
+            "1.1.1.1, 2.2.2.2, 127.0.0.1"
+        );
     }
 
     #[test]

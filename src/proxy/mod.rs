@@ -61,7 +61,11 @@ pub struct ClientInfo {
 
 impl Proxy {
     /// The request path. Never fails: every problem becomes a response.
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, client: ClientInfo) -> Response<ProxyBody> {
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        client: ClientInfo,
+    ) -> Response<ProxyBody> {
         let started = Instant::now();
         let (parts, body) = req.into_parts();
         let (mut resp, status) = self.route(parts.clone(), body, client).await;
@@ -90,7 +94,10 @@ impl Proxy {
             return (resp, CacheStatus::default());
         }
         let Some(key) = self.cache_key(&parts, client) else {
-            return (synthetic(StatusCode::BAD_REQUEST, "missing or invalid Host"), CacheStatus::default());
+            return (
+                synthetic(StatusCode::BAD_REQUEST, "missing or invalid Host"),
+                CacheStatus::default(),
+            );
         };
         if parts.method.as_str() == "PURGE" {
             return (self.purge(&key, client), CacheStatus::default());
@@ -113,7 +120,10 @@ impl Proxy {
         client: ClientInfo,
         key: CacheKey,
     ) -> (Response<ProxyBody>, CacheStatus) {
-        let unsafe_method = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE);
+        let unsafe_method = !matches!(
+            parts.method,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+        );
         let exceeded = Arc::new(AtomicBool::new(false));
         let limit = BodyLimit {
             max: self.settings.max_body,
@@ -136,7 +146,10 @@ impl Proxy {
             }
             Err(e) => {
                 if exceeded.load(std::sync::atomic::Ordering::Relaxed) {
-                    return (synthetic(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"), status);
+                    return (
+                        synthetic(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+                        status,
+                    );
                 }
                 tracing::warn!(url = %key.url, error = %e, "pass request failed");
                 (failure_response(e.failure()), status)
@@ -158,7 +171,9 @@ impl Proxy {
             .store
             .lookup(&key, &parts.headers)
             .filter(|o| !credentials || o.public);
-        let cc = crate::cache::control::CacheControl::parse(parts.headers.get_all(header::CACHE_CONTROL));
+        let cc = crate::cache::control::CacheControl::parse(
+            parts.headers.get_all(header::CACHE_CONTROL),
+        );
         match stored {
             Some(obj) => match obj.usability(now, &parts.headers) {
                 Usability::Fresh => respond::from_object(&parts, &obj, now, CacheStatus::hit()),
@@ -171,21 +186,32 @@ impl Proxy {
                 }
                 Usability::MustRevalidate { usable_on_error } => {
                     if cc.only_if_cached {
-                        return (synthetic(StatusCode::GATEWAY_TIMEOUT, "not cached"), CacheStatus::fwd("request"));
+                        return (
+                            synthetic(StatusCode::GATEWAY_TIMEOUT, "not cached"),
+                            CacheStatus::fwd("request"),
+                        );
                     }
                     let fallback = usable_on_error.then_some(obj.clone());
-                    self.miss(parts, key, Some(obj), fallback, client, "stale").await
+                    self.miss(parts, key, Some(obj), fallback, client, "stale")
+                        .await
                 }
                 Usability::Expired => {
                     if cc.only_if_cached {
-                        return (synthetic(StatusCode::GATEWAY_TIMEOUT, "not cached"), CacheStatus::fwd("request"));
+                        return (
+                            synthetic(StatusCode::GATEWAY_TIMEOUT, "not cached"),
+                            CacheStatus::fwd("request"),
+                        );
                     }
-                    self.miss(parts, key, Some(obj), None, client, "stale").await
+                    self.miss(parts, key, Some(obj), None, client, "stale")
+                        .await
                 }
             },
             None => {
                 if cc.only_if_cached {
-                    return (synthetic(StatusCode::GATEWAY_TIMEOUT, "not cached"), CacheStatus::fwd("request"));
+                    return (
+                        synthetic(StatusCode::GATEWAY_TIMEOUT, "not cached"),
+                        CacheStatus::fwd("request"),
+                    );
                 }
                 self.miss(parts, key, None, None, client, "miss").await
             }
@@ -211,34 +237,48 @@ impl Proxy {
         }
         match self.coalescer.join(&key, &parts.headers) {
             Join::Busy => (
-                synthetic(StatusCode::SERVICE_UNAVAILABLE, "too many requests waiting for this object"),
+                synthetic(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many requests waiting for this object",
+                ),
                 CacheStatus::fwd(reason),
             ),
             Join::Leader(writer, waiter) => {
                 let job = self.fetch_job(&parts, stored, client);
                 tokio::spawn(fetch::run(self.clone(), writer, job));
-                self.deliver(&parts, waiter.outcome().await, fallback, CacheStatus::fwd(reason))
+                self.deliver(
+                    &parts,
+                    waiter.outcome().await,
+                    fallback,
+                    CacheStatus::fwd(reason),
+                )
             }
             Join::Follower(waiter) => {
                 let mut st = CacheStatus::fwd(reason);
                 st.collapsed = true;
-                let same_variant_as_leader = |head_headers: &HeaderMap, flight_headers: &HeaderMap| {
-                    match vary::parse_vary(head_headers) {
+                let same_variant_as_leader =
+                    |head_headers: &HeaderMap, flight_headers: &HeaderMap| match vary::parse_vary(
+                        head_headers,
+                    ) {
                         vary::Vary::None => true,
                         vary::Vary::Star => false,
                         vary::Vary::Fields(f) => {
                             let mine = vary::secondary_key(&f, &parts.headers);
                             mine.is_some() && mine == vary::secondary_key(&f, flight_headers)
                         }
-                    }
-                };
+                    };
                 let flight = waiter.flight().clone();
-                let outcome = match tokio::time::timeout(self.settings.coalesce_timeout, waiter.outcome()).await {
-                    Ok(o) => o,
-                    Err(_) => Outcome::GiveUp,
-                };
+                let outcome =
+                    match tokio::time::timeout(self.settings.coalesce_timeout, waiter.outcome())
+                        .await
+                    {
+                        Ok(o) => o,
+                        Err(_) => Outcome::GiveUp,
+                    };
                 let outcome = match outcome {
-                    Outcome::Stream { head, .. } if !same_variant_as_leader(&head.headers, &flight.leader_headers) => {
+                    Outcome::Stream { head, .. }
+                        if !same_variant_as_leader(&head.headers, &flight.leader_headers) =>
+                    {
                         Outcome::GiveUp
                     }
                     o => o,
@@ -267,7 +307,12 @@ impl Proxy {
         waiter
     }
 
-    fn fetch_job(&self, parts: &request::Parts, stored: Option<Arc<Object>>, client: ClientInfo) -> fetch::FetchJob {
+    fn fetch_job(
+        &self,
+        parts: &request::Parts,
+        stored: Option<Arc<Object>>,
+        client: ClientInfo,
+    ) -> fetch::FetchJob {
         let mut origin_request = self.origin_request(parts, client, ProxyBody::empty(), true);
         if let Some(obj) = stored.as_ref() {
             for (name, value) in policy::revalidation_headers(&obj.headers) {
@@ -286,7 +331,13 @@ impl Proxy {
     }
 
     /// stale-while-revalidate: one background refresh per key, the client is not kept waiting.
-    fn background_refresh(self: &Arc<Self>, parts: &request::Parts, key: &CacheKey, obj: &Arc<Object>, client: ClientInfo) {
+    fn background_refresh(
+        self: &Arc<Self>,
+        parts: &request::Parts,
+        key: &CacheKey,
+        obj: &Arc<Object>,
+        client: ClientInfo,
+    ) {
         if let Some(writer) = self.coalescer.claim(key, &parts.headers) {
             let job = self.fetch_job(parts, Some(obj.clone()), client);
             tokio::spawn(fetch::run(self.clone(), writer, job));
@@ -349,7 +400,13 @@ impl Proxy {
 
     /// The request as sent to the origin: hop-by-hop removed, Host kept, Via and
     /// X-Forwarded-For added; a cache fill is a GET without client preconditions.
-    fn origin_request(&self, parts: &request::Parts, client: ClientInfo, body: ProxyBody, fill: bool) -> OriginRequest {
+    fn origin_request(
+        &self,
+        parts: &request::Parts,
+        client: ClientInfo,
+        body: ProxyBody,
+        fill: bool,
+    ) -> OriginRequest {
         let mut h = parts.headers.clone();
         headers::strip_hop_by_hop(&mut h);
         if !h.contains_key(header::HOST) {
@@ -407,16 +464,23 @@ impl Proxy {
     }
 
     fn has_credentials(&self, h: &HeaderMap) -> bool {
-        h.contains_key(header::AUTHORIZATION) || (self.policy.cookie_requests_pass && h.contains_key(header::COOKIE))
+        h.contains_key(header::AUTHORIZATION)
+            || (self.policy.cookie_requests_pass && h.contains_key(header::COOKIE))
     }
 
     /// Step: limits that hyper does not enforce itself.
     fn reject_bad_request(&self, parts: &request::Parts) -> Option<Response<ProxyBody>> {
         if parts.headers.get_all(header::CONTENT_LENGTH).iter().count() > 1 {
-            return Some(synthetic(StatusCode::BAD_REQUEST, "duplicate Content-Length"));
+            return Some(synthetic(
+                StatusCode::BAD_REQUEST,
+                "duplicate Content-Length",
+            ));
         }
         if headers::content_length(&parts.headers).is_some_and(|n| n > self.settings.max_body) {
-            return Some(synthetic(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"));
+            return Some(synthetic(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large",
+            ));
         }
         None
     }
@@ -432,8 +496,10 @@ impl Proxy {
         tracing::info!(url = %key.url, client = %ip, purged = n, "purge");
         let body = format!("{{\"purged\":{n}}}\n");
         let mut resp = Response::new(ProxyBody::full(body));
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         resp.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         resp
@@ -447,11 +513,19 @@ impl Proxy {
             .uri
             .authority()
             .map(|a| a.as_str().to_owned())
-            .or_else(|| parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned));
+            .or_else(|| {
+                parts
+                    .headers
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_owned)
+            });
         let Some(authority) = authority else { return };
         let scheme = key.url.split("://").next().unwrap_or("http").to_owned();
         for name in [header::LOCATION, header::CONTENT_LOCATION] {
-            let Some(target) = resp.get(&name).and_then(|v| v.to_str().ok()) else { continue };
+            let Some(target) = resp.get(&name).and_then(|v| v.to_str().ok()) else {
+                continue;
+            };
             let target_key = if target.starts_with('/') {
                 Some(CacheKey::new(&scheme, &authority, target, &self.key_rules))
             } else {
@@ -469,6 +543,10 @@ impl Proxy {
     fn finish_response(&self, resp: &mut Response<ProxyBody>, status: &CacheStatus) {
         let h = resp.headers_mut();
         headers::strip_hop_by_hop(h);
+        if self.policy.surrogate_control {
+            // Surrogate-Control is addressed to caches like this one, not to clients.
+            h.remove(http::HeaderName::from_static("surrogate-control"));
+        }
         headers::append_via(h, &self.settings.via);
         h.insert(
             http::HeaderName::from_static("cache-status"),
@@ -496,6 +574,8 @@ fn failure_response(why: FetchFailure) -> Response<ProxyBody> {
     match why {
         FetchFailure::Timeout => synthetic(StatusCode::GATEWAY_TIMEOUT, "origin timed out"),
         FetchFailure::NoOrigin => synthetic(StatusCode::SERVICE_UNAVAILABLE, "no origin available"),
-        FetchFailure::Connect | FetchFailure::Abandoned => synthetic(StatusCode::BAD_GATEWAY, "origin unreachable"),
+        FetchFailure::Connect | FetchFailure::Abandoned => {
+            synthetic(StatusCode::BAD_GATEWAY, "origin unreachable")
+        }
     }
 }

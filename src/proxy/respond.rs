@@ -118,7 +118,10 @@ pub fn from_object(
             return (resp, status);
         }
         conditional::Precondition::Failed => {
-            return (synthetic(StatusCode::PRECONDITION_FAILED, "precondition failed"), status);
+            return (
+                synthetic(StatusCode::PRECONDITION_FAILED, "precondition failed"),
+                status,
+            );
         }
         conditional::Precondition::Proceed => {}
     }
@@ -129,14 +132,21 @@ pub fn from_object(
     if obj.status == StatusCode::OK && req.method == Method::GET {
         match range::evaluate(&req.headers, &obj.headers, len) {
             range::RangeOutcome::Full => {}
-            range::RangeOutcome::Partial { start, end_inclusive } => {
+            range::RangeOutcome::Partial {
+                start,
+                end_inclusive,
+            } => {
                 code = StatusCode::PARTIAL_CONTENT;
                 body = slice(&obj.body, start, end_inclusive);
-                headers.insert(header::CONTENT_RANGE, range::content_range(start, end_inclusive, len));
+                headers.insert(
+                    header::CONTENT_RANGE,
+                    range::content_range(start, end_inclusive, len),
+                );
                 headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len() as u64));
             }
             range::RangeOutcome::Unsatisfiable => {
-                let mut resp = synthetic(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable");
+                let mut resp =
+                    synthetic(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable");
                 resp.headers_mut()
                     .insert(header::CONTENT_RANGE, range::unsatisfied_range(len));
                 return (resp, status);
@@ -158,7 +168,9 @@ pub fn from_object(
 fn slice(body: &Bytes, start: u64, end_inclusive: u64) -> Bytes {
     let len = body.len();
     let s = usize::try_from(start).unwrap_or(len).min(len);
-    let e = usize::try_from(end_inclusive.saturating_add(1)).unwrap_or(len).min(len);
+    let e = usize::try_from(end_inclusive.saturating_add(1))
+        .unwrap_or(len)
+        .min(len);
     body.slice(s..e.max(s))
 }
 
@@ -168,7 +180,10 @@ pub fn synthetic(status: StatusCode, message: &str) -> Response<ProxyBody> {
     let mut resp = Response::new(ProxyBody::full(Bytes::from(text.clone())));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(text.len() as u64));
     resp

@@ -105,7 +105,9 @@ impl Origin {
         let (stopped, stop_rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let (seen, mode, handler) = (s2.clone(), m2.clone(), handler.clone());
                 let mut stop_rx = stop_rx.clone();
                 tokio::spawn(async move {
@@ -113,7 +115,8 @@ impl Origin {
                         let (seen, mode, handler) = (seen.clone(), mode.clone(), handler.clone());
                         async move { Ok::<_, Infallible>(serve(req, &seen, &mode, &handler).await) }
                     });
-                    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                     let conn = builder.serve_connection(TokioIo::new(stream), svc);
                     let stop = async move {
                         let _ = stop_rx.wait_for(|s| *s).await;
@@ -125,12 +128,23 @@ impl Origin {
                 });
             }
         });
-        Origin { addr, seen, mode, task, stopped }
+        Origin {
+            addr,
+            seen,
+            mode,
+            task,
+            stopped,
+        }
     }
 
     /// Requests seen for a path (path without query).
     pub fn count(&self, path: &str) -> usize {
-        self.seen.lock().unwrap().iter().filter(|s| s.path == path).count()
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.path == path)
+            .count()
     }
     pub fn total(&self) -> usize {
         self.seen.lock().unwrap().len()
@@ -165,9 +179,18 @@ impl Drop for Origin {
     }
 }
 
-async fn serve(req: Request<Incoming>, seen: &Mutex<Vec<Seen>>, mode: &AtomicU8, handler: &Handler) -> Response<Full<Bytes>> {
+async fn serve(
+    req: Request<Incoming>,
+    seen: &Mutex<Vec<Seen>>,
+    mode: &AtomicU8,
+    handler: &Handler,
+) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let s = Seen {
         method: parts.method,
         path: parts.uri.path().to_owned(),
@@ -219,7 +242,11 @@ pub fn config(origins: &[SocketAddr]) -> Config {
 pub async fn start(cfg: Config) -> Node {
     let running = lacquer::server::start(cfg).await.unwrap();
     let addr = running.listen[0];
-    Node { running: Some(running), addr, client: client() }
+    Node {
+        running: Some(running),
+        addr,
+        client: client(),
+    }
 }
 
 /// A started lacquer node and an HTTP/1.1 client for it.
@@ -266,7 +293,13 @@ impl Node {
         self.send(Method::GET, path, headers, Bytes::new()).await
     }
 
-    pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Bytes) -> Got {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Got {
         send(&self.client, self.addr, method, path, headers, body).await
     }
 
@@ -285,7 +318,9 @@ pub async fn send(
     headers: &[(&str, &str)],
     body: Bytes,
 ) -> Got {
-    let mut req = Request::builder().method(method).uri(format!("http://{addr}{path}"));
+    let mut req = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
