@@ -31,6 +31,10 @@ enum Command {
         /// Origin host:port (repeatable); overrides the config's origins.
         #[arg(long, short)]
         origin: Vec<String>,
+        /// Log one line per request. Quick mode leaves it off, like varnishd (whose
+        /// access log is a separate tool); with --config, `[log] access_log` decides.
+        #[arg(long)]
+        access_log: bool,
     },
     /// Validate a config file; print every problem with file:line.
     CheckConfig { file: PathBuf },
@@ -59,14 +63,19 @@ fn main() -> ExitCode {
             config,
             listen,
             origin,
+            access_log,
         } => {
-            let cfg = match load(config, &listen, &origin) {
+            let quick = config.is_none();
+            let mut cfg = match load(config, &listen, &origin) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("{e}");
                     return ExitCode::FAILURE;
                 }
             };
+            if quick || access_log {
+                cfg.log.access_log = access_log;
+            }
             serve(cfg, false)
         }
         Command::Demo { config } => match Config::load(&config) {
