@@ -31,7 +31,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode, Version};
+use http::{request, HeaderMap, StatusCode, Version};
 use http_body::{Frame, SizeHint};
 
 use crate::body::BodyError;
@@ -157,9 +157,9 @@ impl State {
 /// One in-flight origin fetch.
 pub struct Flight {
     pub key: CacheKey,
-    /// The leader's request headers: a follower may share a response only if it selects
-    /// the same variant (Vary) as the request that was sent.
-    pub leader_headers: HeaderMap,
+    /// The leader's request: a follower may share a response only if it selects the
+    /// same variant (Vary) as the request that was sent.
+    pub leader: Arc<request::Parts>,
     state: Mutex<State>,
 }
 
@@ -517,7 +517,7 @@ impl Coalescer {
         self.flights.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn join(self: &Arc<Self>, key: &CacheKey, headers: &HeaderMap) -> Join {
+    pub fn join(self: &Arc<Self>, key: &CacheKey, leader: &Arc<request::Parts>) -> Join {
         let mut map = self.map();
         if let Some(f) = map.get(&key.hash) {
             if f.key.url == key.url {
@@ -528,10 +528,10 @@ impl Coalescer {
             }
             // A hash collision with a different URL: do not share; lead unshared.
             drop(map);
-            let (w, r) = self.detached(key, headers);
+            let (w, r) = self.detached(key, leader);
             return Join::Leader(w, r);
         }
-        let flight = Arc::new(Flight::new(key.clone(), headers.clone()));
+        let flight = Arc::new(Flight::new(key.clone(), leader.clone()));
         map.insert(key.hash, flight.clone());
         drop(map);
         let waiter = flight.register(true);
@@ -549,9 +549,9 @@ impl Coalescer {
     pub fn detached(
         self: &Arc<Self>,
         key: &CacheKey,
-        headers: &HeaderMap,
+        leader: &Arc<request::Parts>,
     ) -> (FlightWriter, Waiter) {
-        let flight = Arc::new(Flight::new(key.clone(), headers.clone()));
+        let flight = Arc::new(Flight::new(key.clone(), leader.clone()));
         let waiter = flight.register(true);
         (
             FlightWriter {
@@ -564,12 +564,16 @@ impl Coalescer {
     }
 
     /// Claim the key for a background refresh: None when a fetch is already running.
-    pub fn claim(self: &Arc<Self>, key: &CacheKey, headers: &HeaderMap) -> Option<FlightWriter> {
+    pub fn claim(
+        self: &Arc<Self>,
+        key: &CacheKey,
+        leader: &Arc<request::Parts>,
+    ) -> Option<FlightWriter> {
         let mut map = self.map();
         if map.contains_key(&key.hash) {
             return None;
         }
-        let flight = Arc::new(Flight::new(key.clone(), headers.clone()));
+        let flight = Arc::new(Flight::new(key.clone(), leader.clone()));
         map.insert(key.hash, flight.clone());
         Some(FlightWriter {
             flight,
@@ -605,10 +609,10 @@ impl Coalescer {
 }
 
 impl Flight {
-    fn new(key: CacheKey, leader_headers: HeaderMap) -> Self {
+    fn new(key: CacheKey, leader: Arc<request::Parts>) -> Self {
         Flight {
             key,
-            leader_headers,
+            leader,
             state: Mutex::new(State {
                 head: Head::Pending,
                 chunks: VecDeque::new(),

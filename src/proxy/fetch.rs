@@ -22,7 +22,7 @@ use crate::origin::OriginRequest;
 /// What the fetch needs to know about the request it serves.
 pub struct FetchJob {
     /// The leader's request head (method, URI, headers) for storability decisions.
-    pub request: request::Parts,
+    pub request: Arc<request::Parts>,
     pub origin_request: OriginRequest,
     /// The stored copy being revalidated, if any: a 304 refreshes it, and a 5xx must not replace it.
     pub stale: Option<Arc<Object>>,

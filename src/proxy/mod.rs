@@ -68,14 +68,18 @@ impl Proxy {
     ) -> Response<ProxyBody> {
         let started = Instant::now();
         let (parts, body) = req.into_parts();
-        let (mut resp, status) = self.route(parts.clone(), body, client).await;
+        let logged = self
+            .settings
+            .access_log
+            .then(|| (parts.method.clone(), parts.uri.clone()));
+        let (mut resp, status) = self.route(parts, body, client).await;
         self.finish_response(&mut resp, &status);
-        if self.settings.access_log {
+        if let Some((method, uri)) = logged {
             tracing::info!(
                 target: "lacquer::access",
                 client = %client.addr.ip(),
-                method = %parts.method,
-                url = %parts.uri,
+                method = %method,
+                url = %uri,
                 status = resp.status().as_u16(),
                 cache = status.result(),
                 duration_us = started.elapsed().as_micros() as u64,
@@ -108,7 +112,7 @@ impl Proxy {
             return self.pass_through(parts, body, client, key).await;
         }
         drop(body);
-        self.lookup(parts, key, client).await
+        self.lookup(Arc::new(parts), key, client).await
     }
 
     /// Step: classify. Requests with a body or an unsafe method go straight through;
@@ -161,7 +165,7 @@ impl Proxy {
     /// in the background; otherwise fetch (revalidating the stale copy when it has validators).
     async fn lookup(
         self: &Arc<Self>,
-        parts: request::Parts,
+        parts: Arc<request::Parts>,
         key: CacheKey,
         client: ClientInfo,
     ) -> (Response<ProxyBody>, CacheStatus) {
@@ -222,7 +226,7 @@ impl Proxy {
     /// a waiter gets the head and then each body chunk as it arrives.
     async fn miss(
         self: &Arc<Self>,
-        parts: request::Parts,
+        parts: Arc<request::Parts>,
         key: CacheKey,
         stored: Option<Arc<Object>>,
         fallback: Option<Arc<Object>>,
@@ -235,7 +239,7 @@ impl Proxy {
             st.detail = Some("hit-for-miss");
             return self.deliver(&parts, waiter.outcome().await, fallback, st);
         }
-        match self.coalescer.join(&key, &parts.headers) {
+        match self.coalescer.join(&key, &parts) {
             Join::Busy => (
                 synthetic(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -277,7 +281,7 @@ impl Proxy {
                     };
                 let outcome = match outcome {
                     Outcome::Stream { head, .. }
-                        if !same_variant_as_leader(&head.headers, &flight.leader_headers) =>
+                        if !same_variant_as_leader(&head.headers, &flight.leader.headers) =>
                     {
                         Outcome::GiveUp
                     }
@@ -296,12 +300,12 @@ impl Proxy {
     /// A fetch of our own, outside the in-flight map (hit-for-miss, or released by a leader).
     fn fetch_alone(
         self: &Arc<Self>,
-        parts: &request::Parts,
+        parts: &Arc<request::Parts>,
         key: &CacheKey,
         stored: Option<Arc<Object>>,
         client: ClientInfo,
     ) -> Waiter {
-        let (writer, waiter) = self.coalescer.detached(key, &parts.headers);
+        let (writer, waiter) = self.coalescer.detached(key, parts);
         let job = self.fetch_job(parts, stored, client);
         tokio::spawn(fetch::run(self.clone(), writer, job));
         waiter
@@ -309,7 +313,7 @@ impl Proxy {
 
     fn fetch_job(
         &self,
-        parts: &request::Parts,
+        parts: &Arc<request::Parts>,
         stored: Option<Arc<Object>>,
         client: ClientInfo,
     ) -> fetch::FetchJob {
@@ -320,8 +324,13 @@ impl Proxy {
             }
         }
         // The fill is a GET whatever the client asked (a HEAD miss fills the cache too).
-        let mut request = parts.clone();
-        request.method = Method::GET;
+        let request = if parts.method == Method::GET {
+            parts.clone()
+        } else {
+            let mut p = request::Parts::clone(parts);
+            p.method = Method::GET;
+            Arc::new(p)
+        };
         fetch::FetchJob {
             request,
             origin_request,
@@ -333,12 +342,12 @@ impl Proxy {
     /// stale-while-revalidate: one background refresh per key, the client is not kept waiting.
     fn background_refresh(
         self: &Arc<Self>,
-        parts: &request::Parts,
+        parts: &Arc<request::Parts>,
         key: &CacheKey,
         obj: &Arc<Object>,
         client: ClientInfo,
     ) {
-        if let Some(writer) = self.coalescer.claim(key, &parts.headers) {
+        if let Some(writer) = self.coalescer.claim(key, parts) {
             let job = self.fetch_job(parts, Some(obj.clone()), client);
             tokio::spawn(fetch::run(self.clone(), writer, job));
         }
