@@ -31,6 +31,39 @@ pub struct Object {
     /// Stored under `public` / `s-maxage`: may also answer requests with credentials.
     pub public: bool,
     pub hits: AtomicU64,
+    /// Tags from the `Surrogate-Key` response header, for purge by tag.
+    pub surrogate_keys: Vec<Box<str>>,
+    /// Where the object came from; pushed objects carry a version.
+    pub source: Source,
+}
+
+/// How an object entered the cache, which decides what may replace it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Fetched from the origin by a request that started at `started`.
+    Fetched { started: Instant },
+    /// Pushed through the admin API, with an optional operator-given version.
+    Pushed { at: Instant, version: Option<u64> },
+}
+
+/// Most tags kept per object, and longest tag: the header is origin input.
+const MAX_SURROGATE_KEYS: usize = 64;
+const MAX_SURROGATE_KEY_LEN: usize = 256;
+
+/// Tags from `Surrogate-Key` (space-separated, as Fastly and Varnish xkey use them).
+pub fn surrogate_keys(headers: &HeaderMap) -> Vec<Box<str>> {
+    let mut keys: Vec<Box<str>> = headers
+        .get_all("surrogate-key")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(str::split_ascii_whitespace)
+        .filter(|k| k.len() <= MAX_SURROGATE_KEY_LEN)
+        .map(Box::from)
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys.truncate(MAX_SURROGATE_KEYS);
+    keys
 }
 
 impl Object {
@@ -68,7 +101,8 @@ impl Object {
             .iter()
             .map(|v| v.as_ref().map_or(8, |b| b.len() + 32))
             .sum();
-        OBJECT_OVERHEAD + headers + secondary + self.body.len() + self.vary.len() * 32
+        let tags: usize = self.surrogate_keys.iter().map(|k| k.len() + 16).sum();
+        OBJECT_OVERHEAD + headers + secondary + tags + self.body.len() + self.vary.len() * 32
     }
 
     pub fn hit(&self) -> u64 {
@@ -77,5 +111,43 @@ impl Object {
 
     pub fn content_length(&self) -> u64 {
         self.body.len() as u64
+    }
+
+    /// A copy with other freshness (and the same body, which is shared, not copied).
+    pub fn with_freshness(&self, freshness: Freshness, stored_at: Instant) -> Object {
+        Object {
+            status: self.status,
+            headers: self.headers.clone(),
+            body: self.body.clone(),
+            freshness,
+            stored_at,
+            vary: self.vary.clone(),
+            secondary: self.secondary.clone(),
+            public: self.public,
+            hits: AtomicU64::new(self.hits.load(Ordering::Relaxed)),
+            surrogate_keys: self.surrogate_keys.clone(),
+            source: self.source,
+        }
+    }
+
+    #[cfg(test)]
+    pub fn clone_for_test(&self) -> Object {
+        self.with_freshness(self.freshness, self.stored_at)
+    }
+
+    /// Soft purge: stale from now on, so it can still be served within its stale
+    /// windows (grace, stale-if-error) while one refresh runs.
+    pub fn soft_purged(&self, now: Instant) -> Object {
+        let mut f = self.freshness;
+        let age = self.age(now);
+        if f.lifetime > age {
+            f.lifetime = age;
+        }
+        self.with_freshness(f, self.stored_at)
+    }
+
+    /// Is this object stale already (for inspection)?
+    pub fn is_fresh(&self, now: Instant) -> bool {
+        self.age(now) < self.freshness.lifetime
     }
 }

@@ -1,15 +1,24 @@
 //! Where objects live: a byte-bounded moka cache of entries, one entry per primary key
-//! holding that URL's variants.
+//! holding that URL's variants, plus the surrogate-key index that purges use.
 //!
-//! The store is the narrow interface the rest of lacquer uses (lookup, insert, remove);
+//! The store is the narrow interface the rest of lacquer uses (lookup, insert, purge);
 //! moka is behind it so another storage could replace it. LRU rather than moka's default
 //! TinyLFU: TinyLFU refuses new objects under pressure, so a pushed or just-fetched object
 //! could be dropped on arrival and the very next request would miss.
+//!
+//! The index stays exact without scanning: every entry gets a unique id; `insert`
+//! updates the index for the key under moka's per-key lock (it sees the entry it
+//! replaces), and the eviction listener removes an evicted entry's tags only where the
+//! index still points at that same entry id, so a late eviction notice can never
+//! erase the tags of a newer entry for the same key.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use http::HeaderMap;
+use moka::notification::RemovalCause;
 use moka::ops::compute::Op;
 use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
@@ -17,7 +26,7 @@ use moka::Expiry;
 use tokio::time::Instant;
 
 use super::key::CacheKey;
-use super::object::Object;
+use super::object::{Object, Source};
 use super::vary;
 
 /// All variants stored for one URL, newest first. Replaced whole on every change
@@ -26,6 +35,7 @@ use super::vary;
 pub struct Entry {
     pub url: Arc<str>,
     pub variants: Vec<Arc<Object>>,
+    id: u64,
 }
 
 impl Entry {
@@ -41,6 +51,12 @@ impl Entry {
             .map(|o| o.time_to_keep(now))
             .max()
             .unwrap_or(Duration::ZERO)
+    }
+
+    fn tags(&self) -> impl Iterator<Item = &str> {
+        self.variants
+            .iter()
+            .flat_map(|o| o.surrogate_keys.iter().map(|k| &**k))
     }
 }
 
@@ -67,21 +83,107 @@ impl Expiry<u128, Arc<Entry>> for KeepUntil {
     }
 }
 
+/// tag → (primary key → id of the entry that carries the tag).
+#[derive(Default)]
+struct TagIndex(Mutex<HashMap<Box<str>, HashMap<u128, u64>>>);
+
+impl TagIndex {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Box<str>, HashMap<u128, u64>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Point every tag of `new` at it; drop tags that only the replaced entry had.
+    fn replace(&self, key: u128, old: Option<&Entry>, new: &Entry) {
+        let mut idx = self.lock();
+        if let Some(old) = old {
+            for tag in old.tags() {
+                remove_if(&mut idx, tag, key, old.id);
+            }
+        }
+        for tag in new.tags() {
+            idx.entry(Box::from(tag)).or_default().insert(key, new.id);
+        }
+    }
+
+    fn forget(&self, key: u128, old: &Entry) {
+        let mut idx = self.lock();
+        for tag in old.tags() {
+            remove_if(&mut idx, tag, key, old.id);
+        }
+    }
+
+    fn keys(&self, tag: &str) -> Vec<u128> {
+        self.lock()
+            .get(tag)
+            .map(|m| m.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    fn tag_count(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn pair_count(&self) -> usize {
+        self.lock().values().map(HashMap::len).sum()
+    }
+}
+
+fn remove_if(idx: &mut HashMap<Box<str>, HashMap<u128, u64>>, tag: &str, key: u128, id: u64) {
+    if let Some(m) = idx.get_mut(tag) {
+        if m.get(&key) == Some(&id) {
+            m.remove(&key);
+        }
+        if m.is_empty() {
+            idx.remove(tag);
+        }
+    }
+}
+
+/// Why an insert was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejected {
+    #[error("a newer pushed object (version {current:?}) is stored")]
+    NewerPush { current: Option<u64> },
+    #[error("an object was pushed after this fetch started")]
+    PushedDuringFetch,
+}
+
+/// Counts for an admin answer.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Purged {
+    /// URLs (primary keys) touched.
+    pub urls: usize,
+    /// Variants removed or marked stale.
+    pub objects: usize,
+}
+
 pub struct Store {
     cache: Cache<u128, Arc<Entry>>,
+    index: Arc<TagIndex>,
+    next_id: AtomicU64,
     max_variants: usize,
 }
 
 impl Store {
     pub fn new(capacity_bytes: u64, max_variants: usize) -> Self {
+        let index = Arc::new(TagIndex::default());
+        let listener_index = index.clone();
         let cache = Cache::builder()
             .max_capacity(capacity_bytes)
             .weigher(|_k: &u128, v: &Arc<Entry>| v.weight())
             .eviction_policy(EvictionPolicy::lru())
             .expire_after(KeepUntil)
+            .eviction_listener(move |k: Arc<u128>, v: Arc<Entry>, cause| {
+                // Replacements are indexed by `insert`, which sees both entries.
+                if cause != RemovalCause::Replaced {
+                    listener_index.forget(*k, &v);
+                }
+            })
             .build();
         Store {
             cache,
+            index,
+            next_id: AtomicU64::new(1),
             max_variants: max_variants.max(1),
         }
     }
@@ -116,42 +218,144 @@ impl Store {
     /// Store an object, replacing the variant with the same secondary key. Variants
     /// selected by a different Vary field list are dropped: the origin changed what it
     /// varies on, and the old ones could be chosen wrongly.
-    pub fn insert(&self, key: &CacheKey, obj: Arc<Object>) {
+    ///
+    /// Version safety: a fetch that started before an object was pushed never replaces
+    /// it, and a push never replaces a push with a higher version.
+    pub fn insert(&self, key: &CacheKey, obj: Arc<Object>) -> Result<(), Rejected> {
         let max = self.max_variants;
         let url = key.url.clone();
+        let mut verdict = Ok(());
         self.cache.entry(key.hash).and_compute_with(|current| {
-            let mut variants = Vec::with_capacity(2);
-            variants.push(obj.clone());
-            if let Some(cur) = current {
-                let cur = cur.into_value();
-                if cur.url == url {
-                    variants.extend(
-                        cur.variants
-                            .iter()
-                            .filter(|o| o.vary == obj.vary && o.secondary != obj.secondary)
-                            .take(max - 1)
-                            .cloned(),
-                    );
+            let current = current.map(|c| c.into_value());
+            let current = current.filter(|c| c.url == url);
+            if let Some(cur) = current.as_ref() {
+                if let Err(e) = admissible(cur, &obj) {
+                    verdict = Err(e);
+                    return Op::Nop;
                 }
             }
-            Op::Put(Arc::new(Entry {
+            let mut variants = Vec::with_capacity(2);
+            variants.push(obj.clone());
+            if let Some(cur) = current.as_ref() {
+                variants.extend(
+                    cur.variants
+                        .iter()
+                        .filter(|o| o.vary == obj.vary && o.secondary != obj.secondary)
+                        .take(max - 1)
+                        .cloned(),
+                );
+            }
+            let entry = Arc::new(Entry {
                 url: url.clone(),
                 variants,
-            }))
+                id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            });
+            self.index.replace(key.hash, current.as_deref(), &entry);
+            Op::Put(entry)
         });
+        verdict
     }
 
-    /// Remove every variant of a URL; returns how many there were.
-    pub fn remove(&self, key: &CacheKey) -> usize {
-        match self.cache.remove(&key.hash) {
-            Some(e) if e.url == key.url => e.variants.len(),
-            Some(e) => {
-                // A different URL with the same hash: put it back untouched.
-                self.cache.insert(key.hash, e);
-                0
-            }
-            None => 0,
+    /// Remove every variant of a URL (hard), or mark them stale (soft).
+    pub fn purge_url(&self, key: &CacheKey, soft: bool) -> Purged {
+        if soft {
+            return self.soften(key.hash, Some(&key.url));
         }
+        let mut removed = Purged::default();
+        self.cache
+            .entry(key.hash)
+            .and_compute_with(|current| match current {
+                Some(e) if e.value().url == key.url => {
+                    removed = Purged {
+                        urls: 1,
+                        objects: e.value().variants.len(),
+                    };
+                    Op::Remove
+                }
+                _ => Op::Nop,
+            });
+        removed
+    }
+
+    /// Every object tagged with `tag` in its Surrogate-Key header.
+    pub fn purge_tag(&self, tag: &str, soft: bool) -> Purged {
+        let mut total = Purged::default();
+        for hash in self.index.keys(tag) {
+            let p = if soft {
+                self.soften(hash, None)
+            } else {
+                self.remove_hash(hash)
+            };
+            total.urls += p.urls;
+            total.objects += p.objects;
+        }
+        total
+    }
+
+    /// Every URL that starts with `prefix` (a normalized URL prefix, e.g.
+    /// "http://example.com/live/"). A scan: meant for operators, not for hot paths.
+    pub fn purge_prefix(&self, prefix: &str, soft: bool) -> Purged {
+        let hashes: Vec<u128> = self
+            .cache
+            .iter()
+            .filter(|(_, e)| e.url.starts_with(prefix))
+            .map(|(k, _)| *k)
+            .collect();
+        let mut total = Purged::default();
+        for hash in hashes {
+            let p = if soft {
+                self.soften(hash, None)
+            } else {
+                self.remove_hash(hash)
+            };
+            total.urls += p.urls;
+            total.objects += p.objects;
+        }
+        total
+    }
+
+    /// Everything.
+    pub fn purge_all(&self, soft: bool) -> Purged {
+        self.purge_prefix("", soft)
+    }
+
+    fn remove_hash(&self, hash: u128) -> Purged {
+        match self.cache.remove(&hash) {
+            Some(e) => Purged {
+                urls: 1,
+                objects: e.variants.len(),
+            },
+            None => Purged::default(),
+        }
+    }
+
+    fn soften(&self, hash: u128, url: Option<&Arc<str>>) -> Purged {
+        let mut n = Purged::default();
+        let now = Instant::now();
+        self.cache.entry(hash).and_compute_with(|current| {
+            let Some(cur) = current.map(|c| c.into_value()) else {
+                return Op::Nop;
+            };
+            if url.is_some_and(|u| *u != cur.url) {
+                return Op::Nop;
+            }
+            n = Purged {
+                urls: 1,
+                objects: cur.variants.len(),
+            };
+            let entry = Arc::new(Entry {
+                url: cur.url.clone(),
+                variants: cur
+                    .variants
+                    .iter()
+                    .map(|o| Arc::new(o.soft_purged(now)))
+                    .collect(),
+                id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            });
+            self.index.replace(hash, Some(&cur), &entry);
+            Op::Put(entry)
+        });
+        n
     }
 
     pub fn object_count(&self) -> u64 {
@@ -162,7 +366,194 @@ impl Store {
         self.cache.weighted_size()
     }
 
+    /// (distinct tags, tag→URL pairs) in the surrogate-key index.
+    pub fn index_size(&self) -> (usize, usize) {
+        (self.index.tag_count(), self.index.pair_count())
+    }
+
     pub fn run_pending_tasks(&self) {
         self.cache.run_pending_tasks();
+    }
+}
+
+fn admissible(current: &Entry, new: &Object) -> Result<(), Rejected> {
+    for old in &current.variants {
+        match (old.source, new.source) {
+            (Source::Pushed { at, .. }, Source::Fetched { started }) if at > started => {
+                return Err(Rejected::PushedDuringFetch);
+            }
+            (
+                Source::Pushed {
+                    version: Some(old_v),
+                    ..
+                },
+                Source::Pushed {
+                    version: Some(new_v),
+                    ..
+                },
+            ) if old_v > new_v => {
+                return Err(Rejected::NewerPush {
+                    current: Some(old_v),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::key::KeyRules;
+    use crate::cache::policy::Freshness;
+    use crate::cache::vary::SecondaryKey;
+    use bytes::Bytes;
+    use http::StatusCode;
+
+    fn obj(tags: &[&str], source: Source, body: usize) -> Arc<Object> {
+        Arc::new(Object {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: Bytes::from(vec![b'x'; body]),
+            freshness: Freshness {
+                lifetime: Duration::from_secs(60),
+                initial_age: Duration::ZERO,
+                stale_while_revalidate: Duration::ZERO,
+                stale_if_error: Duration::ZERO,
+                keep: Duration::ZERO,
+                always_revalidate: false,
+                no_stale: false,
+            },
+            stored_at: Instant::now(),
+            vary: Vec::new(),
+            secondary: SecondaryKey(Vec::new()),
+            public: false,
+            hits: AtomicU64::new(0),
+            surrogate_keys: tags.iter().map(|t| Box::from(*t)).collect(),
+            source,
+        })
+    }
+
+    fn key(path: &str) -> CacheKey {
+        CacheKey::new("http", "example.com", path, &KeyRules::default())
+    }
+
+    fn fetched() -> Source {
+        Source::Fetched {
+            started: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn tag_index_follows_replacement_purge_and_eviction() {
+        let store = Store::new(1 << 20, 4);
+        store
+            .insert(&key("/a"), obj(&["t1", "t2"], fetched(), 10))
+            .unwrap();
+        store
+            .insert(&key("/b"), obj(&["t2"], fetched(), 10))
+            .unwrap();
+        assert_eq!(store.index_size(), (2, 3));
+        // Replacement drops tags the new object no longer has.
+        store
+            .insert(&key("/a"), obj(&["t3"], fetched(), 10))
+            .unwrap();
+        store.run_pending_tasks();
+        assert_eq!(store.index_size(), (2, 2));
+        assert_eq!(
+            store.purge_tag("t2", false),
+            Purged {
+                urls: 1,
+                objects: 1
+            }
+        );
+        store.run_pending_tasks();
+        assert_eq!(store.index_size(), (1, 1));
+        assert!(store.lookup(&key("/b"), &HeaderMap::new()).is_none());
+        assert_eq!(store.purge_url(&key("/a"), false).objects, 1);
+        store.run_pending_tasks();
+        assert_eq!(store.index_size(), (0, 0));
+    }
+
+    #[test]
+    fn eviction_under_pressure_keeps_index_exact() {
+        let store = Store::new(64 * 1024, 4);
+        for i in 0..200 {
+            store
+                .insert(
+                    &key(&format!("/o{i}")),
+                    obj(&["all", &format!("t{i}")], fetched(), 1024),
+                )
+                .unwrap();
+            store.run_pending_tasks();
+        }
+        store.run_pending_tasks();
+        let live = store.object_count() as usize;
+        assert!(live < 200, "evictions happened");
+        let (_, pairs) = store.index_size();
+        assert_eq!(
+            pairs,
+            live * 2,
+            "one pair per tag per live object, no orphans"
+        );
+        assert_eq!(store.purge_tag("all", false).urls, live);
+    }
+
+    #[test]
+    fn fetch_started_before_push_cannot_replace_it() {
+        let store = Store::new(1 << 20, 4);
+        let started = Instant::now();
+        std::thread::sleep(Duration::from_millis(2));
+        let pushed = Source::Pushed {
+            at: Instant::now(),
+            version: Some(5),
+        };
+        store.insert(&key("/p"), obj(&[], pushed, 1)).unwrap();
+        let late_fetch = obj(&[], Source::Fetched { started }, 2);
+        assert_eq!(
+            store.insert(&key("/p"), late_fetch),
+            Err(Rejected::PushedDuringFetch)
+        );
+        let older_push = Source::Pushed {
+            at: Instant::now(),
+            version: Some(4),
+        };
+        assert!(store.insert(&key("/p"), obj(&[], older_push, 3)).is_err());
+        assert_eq!(
+            store
+                .lookup(&key("/p"), &HeaderMap::new())
+                .unwrap()
+                .body
+                .len(),
+            1
+        );
+        // A fetch that starts after the push may refresh it.
+        assert!(store.insert(&key("/p"), obj(&[], fetched(), 4)).is_ok());
+    }
+
+    #[test]
+    fn soft_purge_marks_stale_and_keeps_object() {
+        let store = Store::new(1 << 20, 4);
+        let mut o = Object::clone_for_test(&obj(&["t"], fetched(), 10));
+        o.freshness.stale_if_error = Duration::from_secs(60);
+        store.insert(&key("/s"), Arc::new(o)).unwrap();
+        assert_eq!(store.purge_tag("t", true).objects, 1);
+        let o = store.lookup(&key("/s"), &HeaderMap::new()).unwrap();
+        assert!(!o.is_fresh(Instant::now()));
+        assert_eq!(store.index_size(), (1, 1));
+    }
+
+    #[test]
+    fn prefix_and_all() {
+        let store = Store::new(1 << 20, 4);
+        for p in ["/live/1", "/live/2", "/vod/1"] {
+            store.insert(&key(p), obj(&[], fetched(), 1)).unwrap();
+        }
+        assert_eq!(
+            store.purge_prefix("http://example.com/live/", false).urls,
+            2
+        );
+        assert_eq!(store.purge_all(false).urls, 1);
     }
 }

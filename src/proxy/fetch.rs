@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::headers;
 use super::Proxy;
 use crate::body::ProxyBody;
-use crate::cache::object::Object;
+use crate::cache::object::{self, Object, Source};
 use crate::cache::policy;
 use crate::cache::vary::{self, SecondaryKey, Vary};
 use crate::coalesce::{FlightWriter, ResponseHead};
@@ -40,6 +40,7 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
     } = job;
     let key = writer.flight().key.clone();
     let request_time = SystemTime::now();
+    let started = Instant::now();
     let resp = match proxy.origins.send(origin_request).await {
         Ok(r) => r,
         Err(e) => {
@@ -67,6 +68,7 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
             let still_storable =
                 policy::storable(&request, old.status, &merged, &proxy.policy).is_ok();
             policy::strip_before_store(&mut merged);
+            let tags = object::surrogate_keys(&merged);
             let refreshed = Arc::new(Object {
                 status: old.status,
                 freshness: policy::freshness(
@@ -83,11 +85,15 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
                 secondary: old.secondary.clone(),
                 public: old.public,
                 hits: Default::default(),
+                surrogate_keys: tags,
+                source: Source::Fetched { started },
             });
             if still_storable {
-                proxy.store.insert(&key, refreshed.clone());
+                if let Err(e) = proxy.store.insert(&key, refreshed.clone()) {
+                    tracing::debug!(url = %key.url, reason = %e, "304 refresh not stored");
+                }
             } else {
-                proxy.store.remove(&key);
+                proxy.store.purge_url(&key, false);
             }
             writer.complete(refreshed);
             return;
@@ -181,6 +187,7 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
         if let Some((fields, secondary)) = variant {
             policy::strip_before_store(&mut stored_headers);
             stored_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+            let tags = object::surrogate_keys(&stored_headers);
             let obj = Arc::new(Object {
                 status: head.status,
                 headers: stored_headers,
@@ -191,8 +198,12 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
                 secondary,
                 public,
                 hits: Default::default(),
+                surrogate_keys: tags,
+                source: Source::Fetched { started },
             });
-            proxy.store.insert(&key, obj);
+            if let Err(e) = proxy.store.insert(&key, obj) {
+                tracing::debug!(url = %key.url, reason = %e, "fetched object not stored");
+            }
         }
     }
     writer.finish(Ok(()));

@@ -500,7 +500,7 @@ impl Proxy {
         if !self.settings.purge_allowed.iter().any(|c| c.contains(ip)) {
             return synthetic(StatusCode::FORBIDDEN, "PURGE not allowed from this address");
         }
-        let n = self.store.remove(key);
+        let n = self.store.purge_url(key, false).objects;
         self.coalescer.clear_hit_for_miss(key.hash);
         tracing::info!(url = %key.url, client = %ip, purged = n, "purge");
         let body = format!("{{\"purged\":{n}}}\n");
@@ -517,7 +517,7 @@ impl Proxy {
     /// RFC 9111 4.4: after an unsafe method succeeds, the target URI and the URIs in
     /// Location / Content-Location (same authority only, against poisoning) are invalid.
     fn invalidate(&self, key: &CacheKey, parts: &request::Parts, resp: &HeaderMap) {
-        self.store.remove(key);
+        self.store.purge_url(key, false);
         let authority = parts
             .uri
             .authority()
@@ -543,7 +543,7 @@ impl Proxy {
                     .filter(|k| same_authority(&k.url, &scheme, &authority, &self.key_rules))
             };
             if let Some(k) = target_key {
-                self.store.remove(&k);
+                self.store.purge_url(&k, false);
             }
         }
     }
