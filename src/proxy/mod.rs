@@ -297,6 +297,45 @@ impl Proxy {
         }
     }
 
+    /// Pull pre-warm: fetch `url` through the normal request path (coalesced, stored by
+    /// the usual rules) as if a client asked for it, and read the body to the end.
+    /// Returns the status and the Cache-Status result (hit, miss, ...).
+    pub async fn fill(self: &Arc<Self>, url: &str) -> Result<(StatusCode, &'static str), String> {
+        use http_body_util::BodyExt;
+        let uri: http::Uri = url.parse().map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+            return Err(format!("URL {url:?} must be absolute (http://host/path)"));
+        };
+        if scheme != "http" && scheme != "https" {
+            return Err(format!("URL {url:?}: scheme must be http or https"));
+        }
+        let host = HeaderValue::from_str(authority.as_str()).map_err(|e| e.to_string())?;
+        let pq = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        let (mut parts, ()) = Request::builder()
+            .method(Method::GET)
+            .uri(pq.as_str())
+            .header(header::HOST, host)
+            .header(header::USER_AGENT, "lacquer-prewarm")
+            .body(())
+            .map_err(|e| e.to_string())?
+            .into_parts();
+        parts.version = http::Version::HTTP_11;
+        let client = ClientInfo {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: scheme == "https",
+        };
+        let key = self
+            .cache_key(&parts, client)
+            .ok_or_else(|| format!("URL {url:?} has no usable host"))?;
+        let (resp, status) = self.lookup(Arc::new(parts), key, client).await;
+        let code = resp.status();
+        resp.into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("body of {url}: {e}"))?;
+        Ok((code, status.result()))
+    }
+
     /// A fetch of our own, outside the in-flight map (hit-for-miss, or released by a leader).
     fn fetch_alone(
         self: &Arc<Self>,
