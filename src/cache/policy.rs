@@ -364,16 +364,17 @@ fn heuristic(resp: &HeaderMap, date: SystemTime, cfg: &PolicyConfig) -> Duration
         .min(cfg.heuristic_max)
 }
 
-/// RFC 9111 5.1 Age. Only a single field line consisting of digits counts; negative, decimal,
-/// list-valued or repeated Age fields are ignored (cache-tests age-parse checks all expect such
-/// responses to still be reused; the RFC leaves error handling open).
+/// RFC 9111 5.1 Age. The first field line's first list member counts (cache-tests
+/// `age-parse-suffix*` require "7200, 0" and a second line "0" to keep the 7200); a
+/// value that is not a plain non-negative integer counts as 0 (RFC 9111 5.1 says to
+/// ignore an invalid Age, and the age-parse checks expect such responses to be reused).
 fn age_value(resp: &HeaderMap) -> Duration {
-    let mut values = resp.get_all(header::AGE).iter();
-    let (Some(first), None) = (values.next(), values.next()) else {
+    let Some(first) = resp.get_all(header::AGE).iter().next() else {
         return Duration::ZERO;
     };
     std::str::from_utf8(first.as_bytes())
         .ok()
+        .and_then(|s| s.split(',').next())
         .and_then(|s| super::control::parse_delta_seconds(s.trim()))
         .map(secs)
         .unwrap_or_default()
@@ -432,7 +433,14 @@ pub fn usability(f: &Freshness, current_age: Duration, req_headers: &HeaderMap) 
     let req = CacheControl::parse(req_headers.get_all(header::CACHE_CONTROL));
     let staleness = current_age.checked_sub(f.lifetime);
     let windows = f.stale_while_revalidate.max(f.stale_if_error);
-    let usable_on_error = staleness.unwrap_or_default() < f.stale_if_error;
+    // RFC 5861 4: a client's own stale-if-error says how much staleness *it* accepts on
+    // error; it may narrow the window, and widen it only where the origin allows stale.
+    let sie = match req.stale_if_error {
+        Some(n) if f.no_stale => secs(n).min(f.stale_if_error),
+        Some(n) => secs(n),
+        None => f.stale_if_error,
+    };
+    let usable_on_error = staleness.unwrap_or_default() < sie;
 
     let client_refuses = req.no_cache
         || req.max_age.is_some_and(|m| current_age > secs(m))
@@ -1158,25 +1166,29 @@ mod tests {
     }
 
     #[test]
-    fn age_parse_oddities_are_ignored() {
+    fn age_parse_uses_first_value_and_ignores_junk() {
         let d = date(0);
-        let cases: &[&[&str]] = &[
-            &["abc"],
-            &["-7200"],
-            &["7200.0"],
-            &["7200,0"],
-            &["7200", "0"],
-            &["0,7200"],
-            &["0", "7200"],
-            &["7200, 7200"],
-            &["7200", "7200"],
+        let cases: &[(&[&str], u64)] = &[
+            (&["abc"], 0),
+            (&["-7200"], 0),
+            (&["7200.0"], 0),
+            (&["7200,0"], 7200),
+            (&["7200, 0"], 7200),
+            (&["7200", "0"], 7200),
+            (&["0,7200"], 0),
+            (&["0", "7200"], 0),
+            (&["7200, 7200"], 7200),
         ];
-        for ages in cases {
+        for (ages, want) in cases {
             let mut r = headers(&[("date", &d), ("cache-control", "max-age=3600")]);
             for a in *ages {
                 r.append(header::AGE, HeaderValue::from_str(a).unwrap());
             }
-            assert_eq!(fresh_of(200, &r).initial_age, Duration::ZERO, "{ages:?}");
+            assert_eq!(
+                fresh_of(200, &r).initial_age,
+                Duration::from_secs(*want),
+                "{ages:?}"
+            );
         }
         let r = headers(&[("age", "99999999999999999999")]);
         assert_eq!(
