@@ -302,7 +302,9 @@ impl Proxy {
     /// Returns the status and the Cache-Status result (hit, miss, ...).
     pub async fn fill(self: &Arc<Self>, url: &str) -> Result<(StatusCode, &'static str), String> {
         use http_body_util::BodyExt;
-        let uri: http::Uri = url.parse().map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
         let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
             return Err(format!("URL {url:?} must be absolute (http://host/path)"));
         };
