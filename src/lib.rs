@@ -6,6 +6,7 @@
 //! - `coalesce`: one origin fetch per key, streamed to every waiter
 //! - `origin`: the origin pool, health checks, retries
 //! - `config`: the TOML schema, defaults and validation
+//! - `metrics`: the Prometheus metric set
 //! - `demo`: a small origin for trying lacquer without an app
 
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@ pub mod cache;
 pub mod coalesce;
 pub mod config;
 pub mod demo;
+pub mod metrics;
 pub mod origin;
 pub mod proxy;
 pub mod server;

@@ -15,6 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use crate::body::ProxyBody;
 use crate::coalesce::FetchFailure;
 use crate::config::{HealthConfig, OriginConfig, UpstreamConfig};
+use crate::metrics::Metrics;
 
 /// One origin server and what health checks and failed requests say about it.
 #[derive(Debug)]
@@ -97,10 +98,15 @@ pub struct OriginPool {
     next: AtomicUsize,
     client: Client<HttpConnector, ProxyBody>,
     cfg: UpstreamConfig,
+    metrics: Arc<Metrics>,
 }
 
 impl OriginPool {
-    pub fn new(origins: &[OriginConfig], cfg: &UpstreamConfig) -> Result<Arc<Self>, String> {
+    pub fn new(
+        origins: &[OriginConfig],
+        cfg: &UpstreamConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Self>, String> {
         let mut list = Vec::with_capacity(origins.len());
         let mut schedule = Vec::new();
         for (i, o) in origins.iter().enumerate() {
@@ -138,6 +144,7 @@ impl OriginPool {
             next: AtomicUsize::new(0),
             client,
             cfg: cfg.clone(),
+            metrics,
         }))
     }
 
@@ -219,7 +226,8 @@ impl OriginPool {
         *req.version_mut() = Version::HTTP_11;
         *req.headers_mut() = headers;
         let timeout = self.cfg.first_byte_timeout;
-        match tokio::time::timeout(timeout, self.client.request(req)).await {
+        let started = tokio::time::Instant::now();
+        let result = match tokio::time::timeout(timeout, self.client.request(req)).await {
             Ok(Ok(resp)) => {
                 origin.record(true);
                 Ok(resp)
@@ -237,7 +245,16 @@ impl OriginPool {
                 origin: origin.address.clone(),
                 after: timeout,
             }),
-        }
+        };
+        let outcome = match &result {
+            Ok(r) if r.status().is_server_error() => "5xx",
+            Ok(_) => "ok",
+            Err(OriginError::Timeout { .. }) => "timeout",
+            Err(_) => "error",
+        };
+        self.metrics
+            .origin(&origin.address, outcome, started.elapsed());
+        result
     }
 
     /// Start one active health-check task per origin; they stop when the pool is dropped.
@@ -253,6 +270,10 @@ impl OriginPool {
                         Some(pool) => {
                             let ok = pool.check(idx).await;
                             pool.origins[idx].record(ok);
+                            pool.metrics.origin_health(
+                                &pool.origins[idx].address,
+                                pool.origins[idx].is_healthy(),
+                            );
                             pool.origins[idx].health.interval
                         }
                         None => return,

@@ -160,6 +160,8 @@ pub struct Purged {
 pub struct Store {
     cache: Cache<u128, Arc<Entry>>,
     index: Arc<TagIndex>,
+    inserted: AtomicU64,
+    evicted: Arc<AtomicU64>,
     next_id: AtomicU64,
     max_variants: usize,
 }
@@ -168,6 +170,8 @@ impl Store {
     pub fn new(capacity_bytes: u64, max_variants: usize) -> Self {
         let index = Arc::new(TagIndex::default());
         let listener_index = index.clone();
+        let evicted = Arc::new(AtomicU64::new(0));
+        let listener_evicted = evicted.clone();
         let cache = Cache::builder()
             .max_capacity(capacity_bytes)
             .weigher(|_k: &u128, v: &Arc<Entry>| v.weight())
@@ -178,11 +182,16 @@ impl Store {
                 if cause != RemovalCause::Replaced {
                     listener_index.forget(*k, &v);
                 }
+                if cause.was_evicted() {
+                    listener_evicted.fetch_add(1, Ordering::Relaxed);
+                }
             })
             .build();
         Store {
             cache,
             index,
+            inserted: AtomicU64::new(0),
+            evicted,
             next_id: AtomicU64::new(1),
             max_variants: max_variants.max(1),
         }
@@ -253,6 +262,9 @@ impl Store {
             self.index.replace(key.hash, current.as_deref(), &entry);
             Op::Put(entry)
         });
+        if verdict.is_ok() {
+            self.inserted.fetch_add(1, Ordering::Relaxed);
+        }
         verdict
     }
 
@@ -356,6 +368,14 @@ impl Store {
             Op::Put(entry)
         });
         n
+    }
+
+    /// (objects inserted, URLs evicted for size or expiry) since start.
+    pub fn counters(&self) -> (u64, u64) {
+        (
+            self.inserted.load(Ordering::Relaxed),
+            self.evicted.load(Ordering::Relaxed),
+        )
     }
 
     pub fn object_count(&self) -> u64 {

@@ -50,6 +50,7 @@ pub struct Proxy {
     pub policy: PolicyConfig,
     pub key_rules: KeyRules,
     pub settings: Settings,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Who is asking, and over what.
@@ -74,6 +75,13 @@ impl Proxy {
             .then(|| (parts.method.clone(), parts.uri.clone()));
         let (mut resp, status) = self.route(parts, body, client).await;
         self.finish_response(&mut resp, &status);
+        let declared = headers::content_length(resp.headers());
+        self.metrics.request(
+            status.result(),
+            resp.status().as_u16(),
+            declared,
+            started.elapsed(),
+        );
         if let Some((method, uri)) = logged {
             tracing::info!(
                 target: "lacquer::access",
@@ -183,6 +191,7 @@ impl Proxy {
                 Usability::Fresh => respond::from_object(&parts, &obj, now, CacheStatus::hit()),
                 Usability::StaleWhileRevalidate => {
                     self.background_refresh(&parts, &key, &obj, client);
+                    self.metrics.stale("stale-while-revalidate");
                     let mut st = CacheStatus::hit();
                     st.stale = true;
                     st.detail = Some("stale-while-revalidate");
@@ -272,6 +281,8 @@ impl Proxy {
                         }
                     };
                 let flight = waiter.flight().clone();
+                let waited = Instant::now();
+                let waiting = self.metrics.waiting();
                 let outcome =
                     match tokio::time::timeout(self.settings.coalesce_timeout, waiter.outcome())
                         .await
@@ -279,6 +290,10 @@ impl Proxy {
                         Ok(o) => o,
                         Err(_) => Outcome::GiveUp,
                     };
+                drop(waiting);
+                self.metrics
+                    .coalesce_wait
+                    .observe(waited.elapsed().as_secs_f64());
                 let outcome = match outcome {
                     Outcome::Stream { head, .. }
                         if !same_variant_as_leader(&head.headers, &flight.leader.headers) =>
@@ -295,6 +310,23 @@ impl Proxy {
                 self.deliver(&parts, outcome, fallback, st)
             }
         }
+    }
+
+    /// The Prometheus exposition, with the cache gauges read at scrape time.
+    pub fn metrics_text(&self) -> String {
+        let m = &self.metrics;
+        m.cache_objects
+            .set(i64::try_from(self.store.object_count()).unwrap_or(i64::MAX));
+        m.cache_bytes
+            .set(i64::try_from(self.store.weighted_size()).unwrap_or(i64::MAX));
+        let (inserted, evicted) = self.store.counters();
+        m.insertions
+            .inner()
+            .store(inserted, std::sync::atomic::Ordering::Relaxed);
+        m.evictions
+            .inner()
+            .store(evicted, std::sync::atomic::Ordering::Relaxed);
+        m.encode()
     }
 
     /// Pull pre-warm: fetch `url` through the normal request path (coalesced, stored by
@@ -413,6 +445,7 @@ impl Proxy {
                         status.stale = true;
                         status.detail = Some("stale-if-error");
                         status.collapsed = false;
+                        self.metrics.stale("origin-5xx");
                         return respond::from_object(parts, &obj, now, status);
                     }
                 }
@@ -439,6 +472,10 @@ impl Proxy {
                         _ => "stale-if-error",
                     });
                     status.collapsed = false;
+                    self.metrics.stale(match why {
+                        FetchFailure::Timeout => "origin-timeout",
+                        _ => "origin-unreachable",
+                    });
                     respond::from_object(parts, &obj, now, status)
                 }
                 None => (failure_response(why), status),

@@ -1,0 +1,377 @@
+//! Prometheus metrics (prefix `lacquer_`), registered explicitly by name in one place so
+//! an operator can read the whole set here. Hot-path counters are resolved once into
+//! fixed arrays: a request bumps an atomic, it never hashes a label set.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Registry, Unit};
+
+/// Results a request can have, as in the access log and Cache-Status.
+pub const RESULTS: [&str; 6] = ["hit", "miss", "stale", "pass", "coalesced", "synth"];
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    result: &'static str,
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OriginLabels {
+    pub origin: String,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OriginLabel {
+    origin: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Vec<Counter>,
+    bytes: Vec<Counter>,
+    duration: Vec<Histogram>,
+    origin_requests: Family<OriginLabels, Counter>,
+    origin_duration: Family<OriginLabel, Histogram>,
+    pub coalesced_waiting: Gauge,
+    pub coalesce_wait: Histogram,
+    stale: Family<ReasonLabel, Counter>,
+    pub cache_objects: Gauge,
+    pub cache_bytes: Gauge,
+    pub cache_capacity: Gauge,
+    pub insertions: Counter,
+    pub evictions: Counter,
+    purges: Family<KindLabel, Counter>,
+    pub purged_objects: Counter,
+    pub purge_duration: Histogram,
+    prewarm_objects: Family<ResultLabel, Counter>,
+    pub connections_open: Gauge,
+    pub connections_accepted: Counter,
+    reloads: Family<ResultLabel, Counter>,
+    origin_up: Family<OriginLabel, Gauge>,
+}
+
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    // 50 µs .. ~13 s: hits are tens of µs, slow origins seconds.
+    exponential_buckets(0.00005, 2.0, 19)
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("lacquer");
+        let requests: Family<RequestLabels, Counter> = Family::default();
+        registry.register(
+            "requests",
+            "Client requests by cache result and status class",
+            requests.clone(),
+        );
+        let bytes: Family<ResultLabel, Counter> = Family::default();
+        registry.register_with_unit(
+            "response_body",
+            "Response body bytes sent to clients (declared length) by cache result",
+            Unit::Bytes,
+            bytes.clone(),
+        );
+        let duration: Family<ResultLabel, Histogram> =
+            Family::new_with_constructor(|| Histogram::new(latency_buckets()));
+        registry.register_with_unit(
+            "request_duration",
+            "Time from request head to response head, by cache result",
+            Unit::Seconds,
+            duration.clone(),
+        );
+        let origin_requests = Family::<OriginLabels, Counter>::default();
+        registry.register(
+            "origin_requests",
+            "Requests sent to origins by outcome",
+            origin_requests.clone(),
+        );
+        let origin_duration: Family<OriginLabel, Histogram> =
+            Family::new_with_constructor(|| Histogram::new(latency_buckets()));
+        registry.register_with_unit(
+            "origin_duration",
+            "Time from sending a request to an origin to its response head",
+            Unit::Seconds,
+            origin_duration.clone(),
+        );
+        let coalesced_waiting = Gauge::default();
+        registry.register(
+            "coalesced_waiters",
+            "Requests waiting on another request's origin fetch",
+            coalesced_waiting.clone(),
+        );
+        let coalesce_wait = Histogram::new(latency_buckets());
+        registry.register_with_unit(
+            "coalesce_wait",
+            "Time a coalesced request waited for the shared response head",
+            Unit::Seconds,
+            coalesce_wait.clone(),
+        );
+        let stale = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "stale_served",
+            "Stale objects served, by reason",
+            stale.clone(),
+        );
+        let cache_objects = Gauge::default();
+        registry.register(
+            "cache_objects",
+            "URLs (primary keys) in the cache",
+            cache_objects.clone(),
+        );
+        let cache_bytes = Gauge::default();
+        registry.register_with_unit(
+            "cache",
+            "Bytes charged to the cache",
+            Unit::Bytes,
+            cache_bytes.clone(),
+        );
+        let cache_capacity = Gauge::default();
+        registry.register_with_unit(
+            "cache_capacity",
+            "Configured cache memory",
+            Unit::Bytes,
+            cache_capacity.clone(),
+        );
+        let insertions = Counter::default();
+        registry.register("cache_insertions", "Objects stored", insertions.clone());
+        let evictions = Counter::default();
+        registry.register(
+            "cache_evictions",
+            "URLs evicted for space or expiry",
+            evictions.clone(),
+        );
+        let purges = Family::<KindLabel, Counter>::default();
+        registry.register("purges", "Purge requests by kind", purges.clone());
+        let purged_objects = Counter::default();
+        registry.register(
+            "purged_objects",
+            "Objects removed or marked stale by purges",
+            purged_objects.clone(),
+        );
+        let purge_duration = Histogram::new(latency_buckets());
+        registry.register_with_unit(
+            "purge_duration",
+            "Time to apply a purge on this node",
+            Unit::Seconds,
+            purge_duration.clone(),
+        );
+        let prewarm_objects = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "prewarm_objects",
+            "Objects pre-warmed, by result",
+            prewarm_objects.clone(),
+        );
+        let connections_open = Gauge::default();
+        registry.register(
+            "connections_open",
+            "Client connections open",
+            connections_open.clone(),
+        );
+        let connections_accepted = Counter::default();
+        registry.register(
+            "connections_accepted",
+            "Client connections accepted",
+            connections_accepted.clone(),
+        );
+        let reloads = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Config reloads by result",
+            reloads.clone(),
+        );
+        let origin_up = Family::<OriginLabel, Gauge>::default();
+        registry.register(
+            "origin_up",
+            "1 when the origin passes health checks",
+            origin_up.clone(),
+        );
+
+        let mut req_vec = Vec::with_capacity(RESULTS.len() * CLASSES.len());
+        for result in RESULTS {
+            for status in CLASSES {
+                req_vec.push(
+                    requests
+                        .get_or_create(&RequestLabels { result, status })
+                        .clone(),
+                );
+            }
+        }
+        let bytes_vec = RESULTS
+            .iter()
+            .map(|r| bytes.get_or_create(&ResultLabel { result: r }).clone())
+            .collect();
+        let dur_vec = RESULTS
+            .iter()
+            .map(|r| duration.get_or_create(&ResultLabel { result: r }).clone())
+            .collect();
+        Metrics {
+            registry,
+            requests: req_vec,
+            bytes: bytes_vec,
+            duration: dur_vec,
+            origin_requests,
+            origin_duration,
+            coalesced_waiting,
+            coalesce_wait,
+            stale,
+            cache_objects,
+            cache_bytes,
+            cache_capacity,
+            insertions,
+            evictions,
+            purges,
+            purged_objects,
+            purge_duration,
+            prewarm_objects,
+            connections_open,
+            connections_accepted,
+            reloads,
+            origin_up,
+        }
+    }
+
+    /// One finished request head.
+    pub fn request(&self, result: &str, status: u16, body_len: Option<u64>, took: Duration) {
+        let r = RESULTS
+            .iter()
+            .position(|x| *x == result)
+            .unwrap_or(RESULTS.len() - 1);
+        let c = usize::from((status / 100).clamp(1, 5) - 1);
+        if let Some(counter) = self.requests.get(r * CLASSES.len() + c) {
+            counter.inc();
+        }
+        if let (Some(n), Some(b)) = (body_len, self.bytes.get(r)) {
+            b.inc_by(n);
+        }
+        if let Some(h) = self.duration.get(r) {
+            h.observe(took.as_secs_f64());
+        }
+    }
+
+    pub fn origin(&self, origin: &str, outcome: &'static str, took: Duration) {
+        self.origin_requests
+            .get_or_create(&OriginLabels {
+                origin: origin.to_owned(),
+                outcome,
+            })
+            .inc();
+        self.origin_duration
+            .get_or_create(&OriginLabel {
+                origin: origin.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn origin_health(&self, origin: &str, up: bool) {
+        self.origin_up
+            .get_or_create(&OriginLabel {
+                origin: origin.to_owned(),
+            })
+            .set(i64::from(up));
+    }
+
+    /// Count a coalesced waiter until the guard drops (also when its client hangs up).
+    pub fn waiting(&self) -> GaugeGuard {
+        self.coalesced_waiting.inc();
+        GaugeGuard(self.coalesced_waiting.clone())
+    }
+
+    /// Count an open connection until the guard drops.
+    pub fn connection(&self) -> GaugeGuard {
+        self.connections_accepted.inc();
+        self.connections_open.inc();
+        GaugeGuard(self.connections_open.clone())
+    }
+
+    /// One pre-warmed URL: result is "ok" or "failed".
+    pub fn prewarm(&self, result: &'static str) {
+        self.prewarm_objects
+            .get_or_create(&ResultLabel { result })
+            .inc();
+    }
+
+    /// One config reload: result is "ok" or "failed".
+    pub fn reload(&self, result: &'static str) {
+        self.reloads.get_or_create(&ResultLabel { result }).inc();
+    }
+
+    pub fn stale(&self, reason: &'static str) {
+        self.stale.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    pub fn purge(&self, kind: &'static str, objects: usize, took: Duration) {
+        self.purges.get_or_create(&KindLabel { kind }).inc();
+        self.purged_objects.inc_by(objects as u64);
+        self.purge_duration.observe(took.as_secs_f64());
+    }
+
+    /// The Prometheus text exposition (OpenMetrics-compatible).
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// Decrements its gauge when dropped.
+pub struct GaugeGuard(Gauge);
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_with_prefix_and_counts() {
+        let m = Metrics::new();
+        m.request("hit", 200, Some(10), Duration::from_micros(30));
+        m.request("bogus", 999, None, Duration::ZERO);
+        m.origin("127.0.0.1:9000", "ok", Duration::from_millis(3));
+        let text = m.encode();
+        assert!(
+            text.contains("lacquer_requests_total{result=\"hit\",status=\"2xx\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("lacquer_requests_total{result=\"synth\",status=\"5xx\"} 1"));
+        assert!(text.contains("lacquer_response_body_bytes_total{result=\"hit\"} 10"));
+        assert!(text
+            .contains("lacquer_origin_requests_total{origin=\"127.0.0.1:9000\",outcome=\"ok\"} 1"));
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
