@@ -64,7 +64,12 @@ impl Running {
 
 /// Build the request path's shared state from the config.
 pub fn build_proxy(cfg: &Config) -> Result<Arc<Proxy>, StartError> {
-    let origins = OriginPool::new(&cfg.origin, &cfg.upstream).map_err(StartError::Config)?;
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    metrics
+        .cache_capacity
+        .set(i64::try_from(cfg.cache.memory).unwrap_or(i64::MAX));
+    let origins =
+        OriginPool::new(&cfg.origin, &cfg.upstream, metrics.clone()).map_err(StartError::Config)?;
     let c = &cfg.cache;
     let policy = PolicyConfig {
         heuristic_fraction: c.heuristic_fraction,
@@ -111,6 +116,7 @@ pub fn build_proxy(cfg: &Config) -> Result<Arc<Proxy>, StartError> {
         policy,
         key_rules,
         settings,
+        metrics,
     }))
 }
 
@@ -182,6 +188,7 @@ impl Acceptor {
                 _ = self.shutdown.changed() => break,
             };
             let _ = stream.set_nodelay(true);
+            let open = self.proxy.metrics.connection();
             let proxy = self.proxy.clone();
             let client = ClientInfo {
                 addr: peer,
@@ -209,6 +216,7 @@ impl Acceptor {
                         tracing::debug!(%peer, "closing idle connection");
                     }
                 }
+                drop(open);
                 drop(permit);
             });
         }
