@@ -606,6 +606,12 @@ impl Coalescer {
     pub fn clear_hit_for_miss(&self, hash: u128) {
         self.hit_for_miss.invalidate(&hash);
     }
+
+    /// After a purge by tag, prefix or everything: the markers are short-lived hints,
+    /// so dropping all of them is cheaper than tracking which URLs they belong to.
+    pub fn clear_all_hit_for_miss(&self) {
+        self.hit_for_miss.invalidate_all();
+    }
 }
 
 impl Flight {

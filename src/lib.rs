@@ -8,16 +8,21 @@
 //! - `config`: the TOML schema, defaults and validation
 //! - `metrics`: the Prometheus metric set
 //! - `demo`: a small origin for trying lacquer without an app
+//! - `admin`: the admin API (purge, push, inspect, pre-warm); `cli`: its command-line client
 
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod admin;
 pub mod body;
 pub mod cache;
+pub mod cli;
 pub mod coalesce;
 pub mod config;
 pub mod demo;
 pub mod metrics;
+pub mod notify;
 pub mod origin;
 pub mod proxy;
 pub mod server;
+pub mod tls;

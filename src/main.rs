@@ -44,6 +44,14 @@ enum Command {
         #[arg(long, short, default_value = "conf/lacquer.toml")]
         config: PathBuf,
     },
+    /// Purge cached objects through a node's admin API.
+    Purge(lacquer::cli::PurgeArgs),
+    /// Fetch every URL listed in FILE (one a line) into a node's cache.
+    Prewarm(lacquer::cli::PrewarmArgs),
+    /// Push a file into a node's cache as the object for URL.
+    Push(lacquer::cli::PushArgs),
+    /// Show what a node holds for URL.
+    Inspect(lacquer::cli::InspectArgs),
 }
 
 fn main() -> ExitCode {
@@ -85,6 +93,10 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Purge(args) => lacquer::cli::purge(args),
+        Command::Prewarm(args) => lacquer::cli::prewarm(args),
+        Command::Push(args) => lacquer::cli::push(args),
+        Command::Inspect(args) => lacquer::cli::inspect(args),
     }
 }
 

@@ -41,6 +41,8 @@ pub enum StartError {
 /// A started node: its bound addresses and the handle to stop it.
 pub struct Running {
     pub listen: Vec<SocketAddr>,
+    /// The admin API's bound address, when `admin.enabled`.
+    pub admin: Option<SocketAddr>,
     pub proxy: Arc<Proxy>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -150,8 +152,16 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         };
         tasks.push(tokio::spawn(acceptor.run()));
     }
+    let admin = if cfg.admin.enabled {
+        let (addr, task) = crate::admin::start(&cfg, proxy.clone(), rx.clone()).await?;
+        tasks.push(task);
+        Some(addr)
+    } else {
+        None
+    };
     Ok(Running {
         listen,
+        admin,
         proxy,
         shutdown: tx,
         tasks,

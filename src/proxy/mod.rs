@@ -363,10 +363,11 @@ impl Proxy {
             .ok_or_else(|| format!("URL {url:?} has no usable host"))?;
         let (resp, status) = self.lookup(Arc::new(parts), key, client).await;
         let code = resp.status();
-        resp.into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("body of {url}: {e}"))?;
+        // Drain rather than collect: a large body that is not stored must not be held.
+        let mut body = std::pin::pin!(resp.into_body());
+        while let Some(frame) = body.frame().await {
+            frame.map_err(|e| format!("body of {url}: {e}"))?;
+        }
         Ok((code, status.result()))
     }
 

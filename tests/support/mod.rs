@@ -233,6 +233,7 @@ pub fn config(origins: &[SocketAddr]) -> Config {
     let list: Vec<String> = origins.iter().map(|a| a.to_string()).collect();
     let mut cfg = Config::quick("127.0.0.1:0".parse().unwrap(), &list).unwrap();
     cfg.log.access_log = false;
+    cfg.admin.address = "127.0.0.1:0".parse().unwrap();
     for o in &mut cfg.origin {
         o.health.enabled = false;
     }
@@ -351,4 +352,175 @@ pub fn tally<T: std::hash::Hash + Eq>(items: impl IntoIterator<Item = T>) -> Has
         *m.entry(i).or_insert(0) += 1;
     }
     m
+}
+
+/// What a [`RawOrigin`] does after writing its reply bytes for one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterReply {
+    /// Close the connection.
+    Close,
+    /// Keep the connection open and answer the next request on it.
+    KeepAlive,
+    /// Keep the connection open and never write again.
+    Hang,
+}
+
+type RawHandler = Arc<dyn Fn(&str, u64) -> (Vec<u8>, AfterReply) + Send + Sync>;
+
+/// An origin that writes exactly the bytes it is given: for malformed responses that a
+/// real HTTP server library would refuse to produce. It reads each request head (GET
+/// requests from a cache carry no body), records it, and answers with `handler(head, n)`,
+/// `n` counting requests from 1.
+pub struct RawOrigin {
+    pub addr: SocketAddr,
+    heads: Arc<Mutex<Vec<String>>>,
+    task: JoinHandle<()>,
+}
+
+impl RawOrigin {
+    pub async fn start(
+        handler: impl Fn(&str, u64) -> (Vec<u8>, AfterReply) + Send + Sync + 'static,
+    ) -> RawOrigin {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let heads: Arc<Mutex<Vec<String>>> = Arc::default();
+        let handler: RawHandler = Arc::new(handler);
+        let h2 = heads.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                tokio::spawn(raw_origin_conn(stream, h2.clone(), handler.clone()));
+            }
+        });
+        RawOrigin { addr, heads, task }
+    }
+
+    /// Request heads received so far, in order.
+    pub fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
+    }
+
+    pub fn total(&self) -> usize {
+        self.heads.lock().unwrap().len()
+    }
+}
+
+impl Drop for RawOrigin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn raw_origin_conn(mut s: TcpStream, heads: Arc<Mutex<Vec<String>>>, handler: RawHandler) {
+    let mut buf = Vec::new();
+    loop {
+        let end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+            if buf.len() > 1 << 20 {
+                return;
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        buf.drain(..end);
+        let n = {
+            let mut v = heads.lock().unwrap();
+            v.push(head.clone());
+            v.len() as u64
+        };
+        let (reply, after) = handler(&head, n);
+        if s.write_all(&reply).await.is_err() {
+            return;
+        }
+        let _ = s.flush().await;
+        match after {
+            AfterReply::Close => {
+                let _ = s.shutdown().await;
+                return;
+            }
+            AfterReply::KeepAlive => {}
+            AfterReply::Hang => {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Number of HTTP/1.x status lines in a raw response stream.
+pub fn response_count(raw: &str) -> usize {
+    raw.split('\n')
+        .filter(|line| line.starts_with("HTTP/1.1 ") || line.starts_with("HTTP/1.0 "))
+        .count()
+}
+
+// ---- admin API helpers ----
+
+/// A unique path under the system temp dir (removed by the caller if it matters).
+pub fn temp_path(name: &str) -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    std::env::temp_dir().join(format!("lacquer-test-{}-{n}-{name}", std::process::id()))
+}
+
+/// `config` with the admin API on an ephemeral loopback port and, with `token`, a
+/// token file holding it.
+pub fn admin_config(origins: &[SocketAddr], token: Option<&str>) -> Config {
+    let mut cfg = config(origins);
+    cfg.admin.enabled = true;
+    cfg.admin.address = "127.0.0.1:0".parse().unwrap();
+    if let Some(t) = token {
+        let path = temp_path("token");
+        std::fs::write(&path, format!("{t}\n")).unwrap();
+        cfg.admin.token_file = Some(path);
+    }
+    cfg
+}
+
+impl Node {
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.running
+            .as_ref()
+            .unwrap()
+            .admin
+            .expect("admin API enabled")
+    }
+
+    /// An admin call, with `Authorization: Bearer <token>` when a token is given.
+    pub async fn admin(&self, method: Method, path: &str, token: Option<&str>, body: &str) -> Got {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers: Vec<(&str, &str)> = Vec::new();
+        if let Some(a) = &auth {
+            headers.push(("authorization", a));
+        }
+        send(
+            &self.client,
+            self.admin_addr(),
+            method,
+            path,
+            &headers,
+            Bytes::from(body.to_owned()),
+        )
+        .await
+    }
+
+    /// The absolute URL of `path` on this node's public listener, as a purge names it.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Got {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
 }

@@ -1,0 +1,308 @@
+//! The admin API (DESIGN.md §4) on a listener of its own: purge, push, inspect,
+//! pre-warm, health, readiness and metrics, as JSON over HTTP/1.1.
+//!
+//! - `auth`: bearer token, constant-time comparison
+//! - `input`: bounded bodies, strict JSON, query parameters
+//! - `purge`, `objects` (push and inspect), `prewarm` (background jobs)
+//! - `error`: the `{"error": "..."}` answers
+
+pub mod auth;
+pub mod error;
+pub mod input;
+pub mod objects;
+pub mod prewarm;
+pub mod purge;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::config::Config;
+use crate::proxy::Proxy;
+use crate::server::StartError;
+use auth::Auth;
+use error::{json, with_type, ApiError, ApiResult, Body};
+
+/// Admin clients are operators and scripts, not crowds.
+const MAX_CONNECTIONS: usize = 128;
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Room for a request line carrying a long `url=` (operator URLs go up to 64 KiB).
+const MAX_HEAD_BYTES: usize = 160 * 1024;
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// State shared by every admin call.
+pub struct Admin {
+    proxy: Arc<Proxy>,
+    auth: Auth,
+    node: String,
+    max_body: u64,
+    jobs: prewarm::Jobs,
+}
+
+/// Bind the admin listener and serve it until `shutdown` turns true. Returns the
+/// bound address (the configured one may be port 0) and the serving task.
+pub async fn start(
+    cfg: &Config,
+    proxy: Arc<Proxy>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(SocketAddr, JoinHandle<()>), StartError> {
+    let a = &cfg.admin;
+    let token = a
+        .read_token()
+        .map_err(|e| StartError::Config(format!("admin.token_file: {e}")))?;
+    let listener = TcpListener::bind(a.address)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: a.address,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: a.address,
+        source,
+    })?;
+    if token.is_none() && !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "admin API without a token on a non-loopback address: anyone who can reach it can purge and push");
+    }
+    tracing::info!(%addr, token = token.is_some(), "admin API listening");
+    let admin = Arc::new(Admin {
+        proxy,
+        auth: Auth::new(token, a.open.clone()),
+        node: cfg.node.name.clone(),
+        max_body: a.max_body,
+        jobs: prewarm::Jobs::default(),
+    });
+    Ok((addr, tokio::spawn(admin.serve(listener, shutdown))))
+}
+
+impl Admin {
+    async fn serve(self: Arc<Self>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+        let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let graceful = GracefulShutdown::new();
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_buf_size(MAX_HEAD_BYTES);
+        loop {
+            let permit = tokio::select! {
+                p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                _ = shutdown.changed() => break,
+            };
+            let (stream, peer) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "admin accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = shutdown.changed() => break,
+            };
+            let admin = self.clone();
+            let svc = service_fn(move |req| {
+                let admin = admin.clone();
+                async move { Ok::<_, Infallible>(admin.handle(req, peer).await) }
+            });
+            let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(%peer, error = %e, "admin connection ended with error");
+                }
+                drop(permit);
+            });
+        }
+        drop(listener);
+        self.jobs.cancel_all();
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
+    }
+
+    /// One call: route, authenticate, run, and log it with the caller and outcome.
+    async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let (resp, error) = match self.dispatch(req).await {
+            Ok(resp) => (resp, None),
+            Err(e) => (e.clone().into_response(), Some(e.message)),
+        };
+        tracing::info!(
+            target: "lacquer::admin",
+            client = %peer,
+            method = %method,
+            path = %path,
+            status = resp.status().as_u16(),
+            error = error.as_deref().unwrap_or(""),
+            duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "admin call"
+        );
+        resp
+    }
+
+    async fn dispatch(self: &Arc<Self>, req: Request<Incoming>) -> ApiResult {
+        let route = Route::parse(req.method(), req.uri().path());
+        self.auth.check(route.open_name(), req.headers())?;
+        let (parts, body) = req.into_parts();
+        match route {
+            Route::Health => Ok(json(StatusCode::OK, &Status { status: "ok" })),
+            Route::Ready => Ok(json(StatusCode::OK, &Status { status: "ready" })),
+            Route::Metrics => Ok(self.metrics()),
+            Route::Purge => {
+                let body = input::read_body(body, &parts.headers, self.max_body).await?;
+                purge::purge(&self.proxy, &self.node, &body)
+            }
+            Route::PushObject => {
+                let body = input::read_body(body, &parts.headers, self.max_body).await?;
+                objects::push(&self.proxy, &parts, body)
+            }
+            Route::InspectObject => objects::inspect(&self.proxy, &self.node, &parts),
+            Route::StartPrewarm => {
+                let body = input::read_body(body, &parts.headers, self.max_body).await?;
+                self.jobs.start(&self.proxy, &body)
+            }
+            Route::PrewarmStatus(id) => self.jobs.status(&id),
+            Route::CancelPrewarm(id) => self.jobs.cancel(&id),
+            Route::Refused(e) => Err(e),
+        }
+    }
+
+    /// The Prometheus exposition of every lacquer metric (OpenMetrics text, which
+    /// Prometheus negotiates by default).
+    fn metrics(&self) -> Response<Body> {
+        // moka counts lazily; settle pending work so the numbers are current.
+        self.proxy.store.run_pending_tasks();
+        with_type(
+            StatusCode::OK,
+            self.proxy.metrics_text().into_bytes(),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )
+    }
+}
+
+#[derive(Serialize)]
+struct Status {
+    status: &'static str,
+}
+
+/// What a method and path ask for. Unknown paths and wrong methods are routes too, so
+/// they pass through authentication first: an anonymous caller learns nothing.
+#[derive(Debug, PartialEq)]
+enum Route {
+    Health,
+    Ready,
+    Metrics,
+    Purge,
+    PushObject,
+    InspectObject,
+    StartPrewarm,
+    PrewarmStatus(String),
+    CancelPrewarm(String),
+    Refused(ApiError),
+}
+
+impl Route {
+    fn parse(method: &Method, path: &str) -> Route {
+        let m = method.clone();
+        match path {
+            "/health" => only(&m, "GET", Route::Health),
+            "/ready" => only(&m, "GET", Route::Ready),
+            "/metrics" => only(&m, "GET", Route::Metrics),
+            "/purge" => only(&m, "POST", Route::Purge),
+            "/prewarm" => only(&m, "POST", Route::StartPrewarm),
+            "/objects" => match m {
+                Method::GET => Route::InspectObject,
+                Method::PUT => Route::PushObject,
+                _ => Route::Refused(ApiError::method_not_allowed("GET, PUT")),
+            },
+            _ => match path.strip_prefix("/prewarm/") {
+                Some(id) if !id.is_empty() && !id.contains('/') => match m {
+                    Method::GET => Route::PrewarmStatus(id.to_owned()),
+                    Method::DELETE => Route::CancelPrewarm(id.to_owned()),
+                    _ => Route::Refused(ApiError::method_not_allowed("GET, DELETE")),
+                },
+                _ => Route::Refused(ApiError::not_found(format!(
+                    "no admin endpoint {path:?} (see /purge, /objects, /prewarm, /health, /ready, /metrics)"
+                ))),
+            },
+        }
+    }
+
+    /// The name `admin.open` may list for this route.
+    fn open_name(&self) -> Option<&'static str> {
+        match self {
+            Route::Health => Some("health"),
+            Route::Ready => Some("ready"),
+            Route::Metrics => Some("metrics"),
+            _ => None,
+        }
+    }
+}
+
+fn only(method: &Method, wanted: &'static str, route: Route) -> Route {
+    if method.as_str() == wanted {
+        route
+    } else {
+        Route::Refused(ApiError::method_not_allowed(wanted))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(Route::parse(&Method::GET, "/health"), Route::Health);
+        assert_eq!(Route::parse(&Method::POST, "/purge"), Route::Purge);
+        assert_eq!(Route::parse(&Method::PUT, "/objects"), Route::PushObject);
+        assert_eq!(
+            Route::parse(&Method::DELETE, "/prewarm/7"),
+            Route::CancelPrewarm("7".into())
+        );
+        let status = |m: &Method, p: &str| match Route::parse(m, p) {
+            Route::Refused(e) => Some(e.status),
+            _ => None,
+        };
+        assert_eq!(
+            status(&Method::GET, "/purge"),
+            Some(StatusCode::METHOD_NOT_ALLOWED)
+        );
+        assert_eq!(
+            status(&Method::POST, "/objects"),
+            Some(StatusCode::METHOD_NOT_ALLOWED)
+        );
+        assert_eq!(status(&Method::GET, "/nope"), Some(StatusCode::NOT_FOUND));
+        assert_eq!(
+            status(&Method::GET, "/prewarm/"),
+            Some(StatusCode::NOT_FOUND)
+        );
+        assert_eq!(
+            status(&Method::GET, "/prewarm/1/x"),
+            Some(StatusCode::NOT_FOUND)
+        );
+        assert_eq!(
+            status(&Method::GET, "/health/"),
+            Some(StatusCode::NOT_FOUND)
+        );
+    }
+
+    #[test]
+    fn only_health_ready_metrics_can_be_open() {
+        assert_eq!(Route::Metrics.open_name(), Some("metrics"));
+        assert_eq!(Route::Purge.open_name(), None);
+        assert_eq!(Route::Refused(ApiError::not_found("x")).open_name(), None);
+    }
+}
