@@ -7,6 +7,7 @@
 //! - `origin`: the origin pool, health checks, retries
 //! - `config`: the TOML schema, defaults and validation
 //! - `metrics`: the Prometheus metric set
+//! - `geo`: client address, GeoIP lookup, nearest healthy PoP
 //! - `demo`: a small origin for trying lacquer without an app
 //! - `admin`: the admin API (purge, push, inspect, pre-warm); `cli`: its command-line client
 
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod coalesce;
 pub mod config;
 pub mod demo;
+pub mod geo;
 pub mod metrics;
 pub mod notify;
 pub mod origin;

@@ -52,6 +52,22 @@ enum Command {
     Push(lacquer::cli::PushArgs),
     /// Show what a node holds for URL.
     Inspect(lacquer::cli::InspectArgs),
+    /// Geo-routing tools.
+    Geo {
+        #[command(subcommand)]
+        command: GeoCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum GeoCommand {
+    /// Print, as JSON, what this node would decide for a client address.
+    Lookup {
+        ip: String,
+        /// Config to read [geo] from (default conf/lacquer.toml).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -97,6 +113,18 @@ fn main() -> ExitCode {
         Command::Prewarm(args) => lacquer::cli::prewarm(args),
         Command::Push(args) => lacquer::cli::push(args),
         Command::Inspect(args) => lacquer::cli::inspect(args),
+        Command::Geo {
+            command: GeoCommand::Lookup { ip, config },
+        } => match lacquer::geo::lookup_command(&ip, config.as_deref()) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

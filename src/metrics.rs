@@ -44,6 +44,12 @@ struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GeoLabels {
+    pop: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
     kind: &'static str,
 }
@@ -71,6 +77,7 @@ pub struct Metrics {
     pub connections_accepted: Counter,
     reloads: Family<ResultLabel, Counter>,
     origin_up: Family<OriginLabel, Gauge>,
+    geo_decisions: Family<GeoLabels, Counter>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -208,6 +215,12 @@ impl Metrics {
             "1 when the origin passes health checks",
             origin_up.clone(),
         );
+        let geo_decisions = Family::<GeoLabels, Counter>::default();
+        registry.register(
+            "geo_decisions",
+            "Geo routing decisions by chosen PoP and outcome",
+            geo_decisions.clone(),
+        );
 
         let mut req_vec = Vec::with_capacity(RESULTS.len() * CLASSES.len());
         for result in RESULTS {
@@ -250,6 +263,7 @@ impl Metrics {
             connections_accepted,
             reloads,
             origin_up,
+            geo_decisions,
         }
     }
 
@@ -328,6 +342,19 @@ impl Metrics {
         self.purge_duration.observe(took.as_secs_f64());
     }
 
+    /// One geo decision: outcome is "local", "redirected", "remote" (another PoP
+    /// is nearer but this one serves: `header`/`off` mode, a non-GET method, or an
+    /// already-redirected request), "fallback" or "no-record". PoP names come from
+    /// the bounded PoP table, so the label set stays small.
+    pub fn geo_decision(&self, pop: &str, outcome: &'static str) {
+        self.geo_decisions
+            .get_or_create(&GeoLabels {
+                pop: pop.to_owned(),
+                outcome,
+            })
+            .inc();
+    }
+
     /// The Prometheus text exposition (OpenMetrics-compatible).
     pub fn encode(&self) -> String {
         let mut out = String::with_capacity(16 * 1024);
@@ -372,6 +399,9 @@ mod tests {
         assert!(text.contains("lacquer_response_body_bytes_total{result=\"hit\"} 10"));
         assert!(text
             .contains("lacquer_origin_requests_total{origin=\"127.0.0.1:9000\",outcome=\"ok\"} 1"));
+        m.geo_decision("eu-west", "local");
+        let text = m.encode();
+        assert!(text.contains("lacquer_geo_decisions_total{pop=\"eu-west\",outcome=\"local\"} 1"));
         assert!(text.ends_with("# EOF\n"));
     }
 }

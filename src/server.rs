@@ -110,6 +110,14 @@ pub fn build_proxy(cfg: &Config) -> Result<Arc<Proxy>, StartError> {
         coalesce_timeout: c.coalesce_timeout,
         purge_allowed,
         access_log: cfg.log.access_log,
+        trusted_proxies: cfg.client.trusted_cidrs(),
+    };
+    let geo = if cfg.geo.enabled {
+        let geo = crate::geo::Geo::new(&cfg.geo, cfg.node.pop.as_deref(), Some(metrics.clone()))
+            .map_err(StartError::Config)?;
+        Some(geo)
+    } else {
+        None
     };
     Ok(Arc::new(Proxy {
         store: Store::new(c.memory, c.max_variants),
@@ -119,6 +127,7 @@ pub fn build_proxy(cfg: &Config) -> Result<Arc<Proxy>, StartError> {
         key_rules,
         settings,
         metrics,
+        geo,
     }))
 }
 
@@ -126,6 +135,9 @@ pub fn build_proxy(cfg: &Config) -> Result<Arc<Proxy>, StartError> {
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let proxy = build_proxy(&cfg)?;
     proxy.origins.spawn_health_checks();
+    if let Some(geo) = &proxy.geo {
+        geo.spawn_health_and_reload();
+    }
     let (tx, rx) = watch::channel(false);
     let limit = Arc::new(Semaphore::new(cfg.limits.max_connections.max(1)));
     let mut listen = Vec::new();

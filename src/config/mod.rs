@@ -7,6 +7,7 @@
 //! problems at once, each as `file:line: message`.
 
 mod cidr;
+mod geo;
 mod parse;
 mod units;
 mod validate;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use cidr::{Cidr, CidrError};
+pub use geo::{ClientConfig, GeoConfig, GeoMode};
 pub use units::{format_size, parse_duration, parse_size, MAX_DURATION};
 pub use validate::parse_host_port;
 
@@ -37,6 +39,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub admin: AdminConfig,
     pub log: LogConfig,
+    pub client: ClientConfig,
+    pub geo: GeoConfig,
     /// The file this configuration was loaded from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -53,6 +57,8 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             admin: AdminConfig::default(),
             log: LogConfig::default(),
+            client: ClientConfig::default(),
+            geo: GeoConfig::default(),
             source: None,
         }
     }

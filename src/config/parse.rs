@@ -14,8 +14,8 @@ use toml::Spanned;
 use super::validate;
 use super::{Config, ConfigError, ConfigErrors};
 
-const TOP_LEVEL_KEYS: [&str; 8] = [
-    "node", "listen", "origin", "upstream", "cache", "limits", "admin", "log",
+const TOP_LEVEL_KEYS: [&str; 10] = [
+    "node", "listen", "origin", "upstream", "cache", "limits", "admin", "log", "client", "geo",
 ];
 
 pub(crate) fn parse(text: &str, file: &str, base: Option<&Path>) -> Result<Config, ConfigErrors> {
@@ -86,6 +86,8 @@ fn set_section(
         "limits" => config.limits = de(value)?,
         "admin" => config.admin = de(value)?,
         "log" => config.log = de(value)?,
+        "client" => config.client = de(value)?,
+        "geo" => config.geo = de(value)?,
         other => return Err(SectionError::UnknownKey(other.to_string())),
     }
     Ok(())
@@ -120,6 +122,12 @@ fn resolve_paths(config: &mut Config, base: &Path) {
     if let Some(token) = &mut config.admin.token_file {
         if token.is_relative() && !token.as_os_str().is_empty() {
             *token = base.join(&*token);
+        }
+    }
+    let geo = &mut config.geo;
+    for path in geo.mmdb.iter_mut().chain(std::iter::once(&mut geo.pops)) {
+        if path.is_relative() && !path.as_os_str().is_empty() {
+            *path = base.join(&*path);
         }
     }
 }

@@ -127,6 +127,14 @@ fn shipped_config_sets_every_key() {
         "level",
         "format",
         "access_log",
+        "trusted_proxies",
+        "mmdb",
+        "pops",
+        "action",
+        "default_pop",
+        "health_interval",
+        "health_timeout",
+        "reload_interval",
     ] {
         assert!(
             text.lines().any(|l| l
@@ -210,7 +218,7 @@ access_log = false
 fn unknown_keys_have_lines() {
     assert_eq!(
         one_error("\n\nlistn = \"x\"\n"),
-        "t.toml:3: unknown field `listn`, expected one of `node`, `listen`, `origin`, `upstream`, `cache`, `limits`, `admin`, `log`"
+        "t.toml:3: unknown field `listn`, expected one of `node`, `listen`, `origin`, `upstream`, `cache`, `limits`, `admin`, `log`, `client`, `geo`"
     );
     let e = one_error(&format!("{ORIGIN}[cache]\nmemory = 1\nmemroy = 2\n"));
     assert!(
@@ -545,4 +553,42 @@ fn hostile_input_does_not_panic() {
     for input in inputs {
         let _ = Config::parse(input, "t.toml");
     }
+}
+
+#[test]
+fn geo_and_client_sections() {
+    let c = Config::parse(
+        &format!(
+            "{ORIGIN}[client]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n[geo]\naction = \"header\"\nhealth_timeout = \"500ms\"\n"
+        ),
+        "t.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.client.trusted_cidrs().len(), 2);
+    assert_eq!(c.geo.action, crate::config::GeoMode::Header);
+    assert_eq!(c.geo.health_timeout, Duration::from_millis(500));
+    assert!(!c.geo.enabled);
+    assert_eq!(c.geo.pops, Path::new("geo/pops.toml"));
+
+    // Disabled geo is not checked further; enabled geo needs its files and names.
+    let e = Config::parse(&format!("{ORIGIN}[geo]\nenabled = true\n"), "t.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("t.toml:3: geo.mmdb (a GeoIP2/GeoLite2 City .mmdb file) is required"),
+        "{e}"
+    );
+    assert!(e.contains("geo.default_pop is required"), "{e}");
+    assert!(e.contains("node.pop (this node's PoP"), "{e}");
+
+    let e = one_error(&format!("{ORIGIN}[geo]\naction = \"bounce\"\n"));
+    assert!(
+        e.starts_with("t.toml:4: geo.action: unknown variant `bounce`"),
+        "{e}"
+    );
+    let e = one_error(&format!("{ORIGIN}[client]\ntrusted_proxies = [\"nope\"]\n"));
+    assert!(
+        e.starts_with("t.toml:4: client.trusted_proxies: invalid CIDR"),
+        "{e}"
+    );
 }

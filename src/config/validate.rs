@@ -47,6 +47,8 @@ pub(crate) fn validate(config: &Config, at: &Locator<'_>) -> Vec<ConfigError> {
     check_limits(&mut c, config);
     check_admin(&mut c, config);
     check_log(&mut c, config);
+    check_client(&mut c, config);
+    check_geo(&mut c, config);
     c.errors
 }
 
@@ -298,6 +300,73 @@ fn check_log(c: &mut Checker<'_, '_>, config: &Config) {
                 config.log.level
             ),
         );
+    }
+}
+
+fn check_client(c: &mut Checker<'_, '_>, config: &Config) {
+    for (i, cidr) in config.client.trusted_proxies.iter().enumerate() {
+        if let Err(e) = cidr.parse::<Cidr>() {
+            c.fail(
+                &format!("client.trusted_proxies[{i}]"),
+                format!("client.trusted_proxies: {e}"),
+            );
+        }
+    }
+}
+
+/// The PoP table is loaded here too, so that `check-config` catches a broken
+/// table or a `default_pop` / `node.pop` it does not list before a node
+/// starts with it.
+fn check_geo(c: &mut Checker<'_, '_>, config: &Config) {
+    let g = &config.geo;
+    if !g.enabled {
+        return;
+    }
+    c.nonzero_duration("geo.health_interval", g.health_interval);
+    c.nonzero_duration("geo.health_timeout", g.health_timeout);
+    c.nonzero_duration("geo.reload_interval", g.reload_interval);
+    match &g.mmdb {
+        None => c.fail(
+            "geo.mmdb",
+            "geo.mmdb (a GeoIP2/GeoLite2 City .mmdb file) is required when geo is enabled"
+                .to_string(),
+        ),
+        Some(path) if !path.is_file() => c.fail(
+            "geo.mmdb",
+            format!("geo.mmdb: file {} does not exist", path.display()),
+        ),
+        Some(_) => {}
+    }
+    let table = match crate::geo::pops::PopTable::load(&g.pops) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            c.fail("geo.pops", format!("geo.pops: {e}"));
+            None
+        }
+    };
+    let listed = |name: &str| table.as_ref().map_or(true, |t| t.get(name).is_some());
+    match &g.default_pop {
+        None => c.fail(
+            "geo.default_pop",
+            "geo.default_pop is required when geo is enabled".to_string(),
+        ),
+        Some(name) if !listed(name) => c.fail(
+            "geo.default_pop",
+            format!("geo.default_pop {name:?} is not in {}", g.pops.display()),
+        ),
+        Some(_) => {}
+    }
+    match &config.node.pop {
+        None => c.fail(
+            "node.pop",
+            "node.pop (this node's PoP in the geo PoP table) is required when geo is enabled"
+                .to_string(),
+        ),
+        Some(name) if !listed(name) => c.fail(
+            "node.pop",
+            format!("node.pop {name:?} is not in {}", g.pops.display()),
+        ),
+        Some(_) => {}
     }
 }
 

@@ -40,6 +40,8 @@ pub struct Settings {
     pub coalesce_timeout: Duration,
     pub purge_allowed: Vec<Cidr>,
     pub access_log: bool,
+    /// Peers whose X-Forwarded-For is believed (`[client] trusted_proxies`).
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 /// Everything the request path shares across requests.
@@ -51,6 +53,8 @@ pub struct Proxy {
     pub key_rules: KeyRules,
     pub settings: Settings,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Geo-routing, when `[geo] enabled`.
+    pub geo: Option<Arc<crate::geo::Geo>>,
 }
 
 /// Who is asking, and over what.
@@ -68,12 +72,21 @@ impl Proxy {
         client: ClientInfo,
     ) -> Response<ProxyBody> {
         let started = Instant::now();
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         let logged = self
             .settings
             .access_log
             .then(|| (parts.method.clone(), parts.uri.clone()));
-        let (mut resp, status) = self.route(parts, body, client).await;
+        let (mut resp, status) = match self.geo_step(&mut parts, client) {
+            Err(resp) => (resp, CacheStatus::default()),
+            Ok(pop) => {
+                let (mut resp, status) = self.route(parts, body, client).await;
+                if let Some(v) = pop {
+                    resp.headers_mut().insert(crate::geo::POP_HEADER, v);
+                }
+                (resp, status)
+            }
+        };
         self.finish_response(&mut resp, &status);
         let declared = headers::content_length(resp.headers());
         self.metrics.request(
@@ -94,6 +107,39 @@ impl Proxy {
             );
         }
         resp
+    }
+
+    /// Step: geo (DESIGN.md §2 step 3): redirect to a nearer PoP, answer
+    /// `/.lacquer/pop`, or annotate and serve.
+    fn geo_step(
+        &self,
+        parts: &mut request::Parts,
+        client: ClientInfo,
+    ) -> Result<Option<HeaderValue>, Response<ProxyBody>> {
+        use crate::geo::GeoAction;
+        let Some(geo) = &self.geo else {
+            return Ok(None);
+        };
+        // Only lacquer says which PoP serves a request: never believe a client's claim.
+        parts.headers.remove(crate::geo::POP_HEADER);
+        match geo.route(client.addr.ip(), &self.settings.trusted_proxies, parts) {
+            GeoAction::Redirect((status, headers, body))
+            | GeoAction::PopJson((status, headers, body)) => {
+                let mut resp = Response::new(ProxyBody::full(body));
+                *resp.status_mut() = status;
+                *resp.headers_mut() = headers;
+                Err(resp)
+            }
+            GeoAction::Serve { annotate, uri } => {
+                if let Some(uri) = uri {
+                    parts.uri = uri;
+                }
+                if let Some(v) = &annotate {
+                    parts.headers.insert(crate::geo::POP_HEADER, v.clone());
+                }
+                Ok(annotate)
+            }
+        }
     }
 
     async fn route(
