@@ -52,7 +52,12 @@ async fn post_is_not_retried() {
         let mut statuses = Vec::new();
         for _ in 0..4 {
             let g = node
-                .send(http::Method::POST, "/p", &[], bytes::Bytes::from_static(b"x"))
+                .send(
+                    http::Method::POST,
+                    "/p",
+                    &[],
+                    bytes::Bytes::from_static(b"x"),
+                )
                 .await;
             statuses.push(g.status);
         }
