@@ -218,9 +218,15 @@ impl Acceptor {
             };
             let idle = IdleIo::new(stream);
             let activity = idle.activity.clone();
+            let in_flight = activity.clone();
             let svc = service_fn(move |req| {
                 let proxy = proxy.clone();
-                async move { Ok::<_, Infallible>(proxy.handle(req, client).await) }
+                let waiting = in_flight.begin();
+                async move {
+                    let resp = proxy.handle(req, client).await;
+                    drop(waiting);
+                    Ok::<_, Infallible>(resp)
+                }
             });
             let conn = builder
                 .serve_connection(TokioIo::new(idle), svc)
@@ -270,13 +276,30 @@ fn http_builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
     b
 }
 
-/// Last time bytes moved on a connection, in ms since `base`.
+/// Last time bytes moved on a connection, in ms since `base`, and how many requests on
+/// it are waiting for their response head.
 struct Activity {
     base: Instant,
     last_ms: AtomicU64,
+    in_flight: AtomicU64,
+}
+
+/// Marks a request as waiting for its response (a slow origin is not an idle client).
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
+    }
 }
 
 impl Activity {
+    fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+
     fn touch(&self) {
         let ms = self.base.elapsed().as_millis() as u64;
         self.last_ms.store(ms, Ordering::Relaxed);
@@ -288,9 +311,12 @@ impl Activity {
         loop {
             let last = self.base + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
             let deadline = last + idle;
-            if Instant::now() >= deadline {
+            let now = Instant::now();
+            if now >= deadline && self.in_flight.load(Ordering::Relaxed) == 0 {
                 return;
             }
+            // Waiting on an origin (bounded by its own timeouts): look again later.
+            let deadline = deadline.max(now + idle);
             tokio::time::sleep_until(deadline).await;
         }
     }
@@ -312,6 +338,7 @@ impl IdleIo {
             activity: Arc::new(Activity {
                 base: Instant::now(),
                 last_ms: AtomicU64::new(0),
+                in_flight: AtomicU64::new(0),
             }),
         }
     }

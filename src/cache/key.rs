@@ -213,7 +213,9 @@ fn write_normalized(out: &mut String, target: &Target<'_>, rules: &KeyRules) {
 /// Host store its response under the key of the clean one.
 fn write_authority(out: &mut String, scheme: &str, authority: &str) {
     let (host, port) = split_port(authority);
-    let host = host.strip_suffix('.').unwrap_or(host);
+    // Every trailing dot: "a.." must key like "a." and "a", or a key read back from
+    // its own URL would differ.
+    let host = host.trim_end_matches('.');
     push_lowercase(out, host);
 
     let Some(port) = port else { return };

@@ -52,6 +52,10 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
     let response_time = SystemTime::now();
     let stored_at = Instant::now();
     let (mut parts, body) = resp.into_parts();
+    // RFC 9112 6.1: Content-Length beside Transfer-Encoding "ought to be handled as an
+    // error" (response splitting); relay it re-framed, but never store it.
+    let bad_framing = parts.headers.contains_key(header::TRANSFER_ENCODING)
+        && parts.headers.contains_key(header::CONTENT_LENGTH);
     headers::strip_hop_by_hop(&mut parts.headers);
 
     if parts.status == StatusCode::NOT_MODIFIED {
@@ -112,7 +116,8 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
     let error_over_stale = parts.status.is_server_error() && stale.is_some();
     let verdict = policy::storable(&request, parts.status, &parts.headers, &proxy.policy);
     let too_big = content_length.is_some_and(|n| n > proxy.settings.max_object_size);
-    let mut storing = verdict.is_ok() && variant.is_some() && !too_big && !error_over_stale;
+    let mut storing =
+        verdict.is_ok() && variant.is_some() && !too_big && !error_over_stale && !bad_framing;
     // Shareable: the response is the same for anyone who asked the same thing. Errors over a
     // stale copy are shared (each waiter falls back to its stale copy) rather than releasing
     // every waiter to hammer a failing origin.

@@ -28,10 +28,55 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
             .collect();
         for name in named {
-            headers.remove(name);
+            // `Connection: Host` must not make the origin pick another virtual host
+            // than the one the response is cached under.
+            if name != header::HOST {
+                headers.remove(name);
+            }
         }
     }
+    // RFC 9112 6.3: with Transfer-Encoding, Content-Length is wrong or a smuggling
+    // attempt; an intermediary removes it and re-frames the message itself.
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        headers.remove(header::CONTENT_LENGTH);
+    }
     for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Request fields that some origin frameworks read as the URL, host or method but the
+/// cache key does not include: forwarded as-is they let one client poison a shared
+/// entry. Dropped unless the peer is a trusted proxy.
+const UNKEYED_OVERRIDES: [&str; 11] = [
+    "x-forwarded-host",
+    "x-forwarded-server",
+    "x-forwarded-port",
+    "x-forwarded-scheme",
+    "x-host",
+    "x-original-url",
+    "x-rewrite-url",
+    "forwarded",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+pub fn strip_unkeyed_overrides(headers: &mut HeaderMap) {
+    for name in UNKEYED_OVERRIDES {
+        headers.remove(name);
+    }
+}
+
+/// Drop fields with `_` in their name: CGI-style servers map `Transfer_Encoding` to the
+/// same variable as `Transfer-Encoding` (nginx drops them by default for that reason).
+pub fn strip_underscored(headers: &mut HeaderMap) {
+    let bad: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| n.as_str().contains('_'))
+        .cloned()
+        .collect();
+    for name in bad {
         headers.remove(name);
     }
 }

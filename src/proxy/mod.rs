@@ -543,11 +543,16 @@ impl Proxy {
     ) -> OriginRequest {
         let mut h = parts.headers.clone();
         headers::strip_hop_by_hop(&mut h);
-        if !h.contains_key(header::HOST) {
-            if let Some(a) = parts.uri.authority() {
-                if let Ok(v) = HeaderValue::from_str(a.as_str()) {
-                    h.insert(header::HOST, v);
-                }
+        headers::strip_underscored(&mut h);
+        let peer = canonical_ip(client.addr.ip());
+        if !self.settings.trusted_proxies.iter().any(|c| c.contains(peer)) {
+            headers::strip_unkeyed_overrides(&mut h);
+        }
+        // The origin must see the host the response will be cached under (RFC 9112
+        // 3.2.2: an absolute-form target replaces Host).
+        if let Some(a) = authority_of(parts) {
+            if let Ok(v) = HeaderValue::from_str(a) {
+                h.insert(header::HOST, v);
             }
         }
         headers::append_via(&mut h, &self.settings.via);
@@ -578,20 +583,7 @@ impl Proxy {
 
     /// Step: key. The authority comes from the URI (HTTP/2, absolute-form) or Host.
     fn cache_key(&self, parts: &request::Parts, client: ClientInfo) -> Option<CacheKey> {
-        let authority = match parts.uri.authority() {
-            Some(a) => a.as_str(),
-            None => {
-                let mut hosts = parts.headers.get_all(header::HOST).iter();
-                let host = hosts.next()?;
-                if hosts.next().is_some() {
-                    return None;
-                }
-                host.to_str().ok()?
-            }
-        };
-        if authority.is_empty() || authority.contains(['/', ' ', '@']) {
-            return None;
-        }
+        let authority = authority_of(parts)?;
         let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let scheme = if client.tls { "https" } else { "http" };
         Some(CacheKey::new(scheme, authority, pq, &self.key_rules))
@@ -604,6 +596,18 @@ impl Proxy {
 
     /// Step: limits that hyper does not enforce itself.
     fn reject_bad_request(&self, parts: &request::Parts) -> Option<Response<ProxyBody>> {
+        if parts.method == Method::CONNECT {
+            let mut resp = synthetic(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported");
+            resp.headers_mut().insert(
+                header::ALLOW,
+                HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, PURGE"),
+            );
+            return Some(resp);
+        }
+        // RFC 9112 3.2.4: the asterisk form is only for a server-wide OPTIONS.
+        if parts.uri.path() == "*" && parts.method != Method::OPTIONS {
+            return Some(synthetic(StatusCode::BAD_REQUEST, "asterisk target is only for OPTIONS"));
+        }
         if parts.headers.get_all(header::CONTENT_LENGTH).iter().count() > 1 {
             return Some(synthetic(
                 StatusCode::BAD_REQUEST,
@@ -687,6 +691,26 @@ impl Proxy {
             status.header_value(&self.settings.cache_name),
         );
     }
+}
+
+/// The request's authority: from the URI (HTTP/2, absolute-form), else the one Host
+/// header; None when missing, repeated or malformed.
+fn authority_of(parts: &request::Parts) -> Option<&str> {
+    let authority = match parts.uri.authority() {
+        Some(a) => a.as_str(),
+        None => {
+            let mut hosts = parts.headers.get_all(header::HOST).iter();
+            let host = hosts.next()?;
+            if hosts.next().is_some() {
+                return None;
+            }
+            host.to_str().ok()?
+        }
+    };
+    if authority.is_empty() || authority.contains(['/', ' ', '@']) {
+        return None;
+    }
+    Some(authority)
 }
 
 fn same_authority(url: &str, scheme: &str, authority: &str, rules: &KeyRules) -> bool {
