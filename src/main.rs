@@ -219,30 +219,43 @@ fn serve(cfg: Config, demo: bool) -> ExitCode {
                 println!("lacquer on http://{a} — try:\n  curl -si http://{a}/time\n  curl -si http://{a}/slow?ms=2000  (run it twice, or 50 at once)\n\nroutes:\n{}", lacquer::demo::ROUTES);
             }
         }
-        running.run_until(shutdown_signal()).await;
+        lacquer::notify::ready();
+        lacquer::notify::spawn_watchdog();
+        let live = running.live.clone();
+        running.run_until(signals(live)).await;
         ExitCode::SUCCESS
     })
 }
 
-async fn shutdown_signal() {
+/// Serve until SIGTERM or Ctrl-C; SIGHUP reloads the config file (a bad one is refused
+/// and logged, the running config stays).
+async fn signals(live: std::sync::Arc<lacquer::server::Live>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {},
-                    _ = tokio::signal::ctrl_c() => {},
+        let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = tokio::signal::ctrl_c() => break,
+                _ = hup.recv() => {
+                    // Errors are logged (and counted) by reload itself.
+                    let _ = live.reload_from_source().await;
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
             }
         }
     }
     #[cfg(not(unix))]
     {
+        let _ = live;
         let _ = tokio::signal::ctrl_c().await;
     }
-    tracing::info!("shutting down");
+    lacquer::notify::stopping();
+    tracing::info!("shutting down: draining in-flight requests");
 }

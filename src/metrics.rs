@@ -355,13 +355,20 @@ impl Metrics {
             .inc();
     }
 
-    /// The Prometheus text exposition (OpenMetrics-compatible).
+    /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::with_capacity(16 * 1024);
         if encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
         out
+    }
+
+    /// The classic Prometheus text format (0.0.4), which every scraper and `promtool
+    /// check metrics` read: prometheus-client only writes OpenMetrics, whose counter
+    /// families are named without `_total` and which adds `# UNIT` and `# EOF` lines.
+    pub fn encode_prometheus(&self) -> String {
+        to_prometheus_text(&self.encode())
     }
 }
 
@@ -372,6 +379,42 @@ impl Drop for GaugeGuard {
     fn drop(&mut self) {
         self.0.dec();
     }
+}
+
+fn to_prometheus_text(open_metrics: &str) -> String {
+    let mut out = String::with_capacity(open_metrics.len());
+    let lines: Vec<&str> = open_metrics.lines().collect();
+    let mut i = 0;
+    while let Some(line) = lines.get(i) {
+        i += 1;
+        if line.starts_with("# UNIT ") || *line == "# EOF" {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            let counter = lines
+                .get(i)
+                .is_some_and(|next| *next == format!("# TYPE {name} counter"));
+            let name = if counter && !name.ends_with("_total") {
+                format!("{name}_total")
+            } else {
+                name.to_owned()
+            };
+            out.push_str(&format!("# HELP {name} {help}\n"));
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            if let Some(name) = rest.strip_suffix(" counter") {
+                if !name.ends_with("_total") {
+                    out.push_str(&format!("# TYPE {name}_total counter\n"));
+                    continue;
+                }
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 impl Default for Metrics {
@@ -403,5 +446,12 @@ mod tests {
         let text = m.encode();
         assert!(text.contains("lacquer_geo_decisions_total{pop=\"eu-west\",outcome=\"local\"} 1"));
         assert!(text.ends_with("# EOF\n"));
+        let classic = m.encode_prometheus();
+        assert!(
+            classic.contains("# TYPE lacquer_requests_total counter"),
+            "{classic}"
+        );
+        assert!(classic.contains("# HELP lacquer_requests_total "));
+        assert!(!classic.contains("# EOF") && !classic.contains("# UNIT"));
     }
 }

@@ -1,11 +1,13 @@
-//! Listeners and connections: accept with a connection limit, HTTP/1.1 and HTTP/2 (h2c
-//! prior knowledge) on one port, header/idle timeouts, graceful drain on shutdown.
+//! Listeners and connections: accept with a connection limit, TLS (rustls, SNI, ALPN),
+//! HTTP/1.1 and HTTP/2 on one port, header/idle timeouts, reload without dropping
+//! connections, graceful drain on shutdown.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -23,9 +25,13 @@ use crate::cache::key::{KeyRules, QueryMode};
 use crate::cache::policy::PolicyConfig;
 use crate::cache::store::Store;
 use crate::coalesce::Coalescer;
-use crate::config::{self, Config, CookiePolicy, LimitsConfig};
+use arc_swap::ArcSwap;
+
+use crate::config::{self, Config, CookiePolicy, LimitsConfig, ListenConfig};
+use crate::metrics::Metrics;
 use crate::origin::OriginPool;
 use crate::proxy::{ClientInfo, Proxy, Settings};
+use crate::tls::{self, CertPaths, Tls};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -38,21 +44,26 @@ pub enum StartError {
     Config(String),
 }
 
-/// A started node: its bound addresses and the handle to stop it.
+/// A started node: its bound addresses, its live state and the handle to stop it.
 pub struct Running {
     pub listen: Vec<SocketAddr>,
     /// The admin API's bound address, when `admin.enabled`.
     pub admin: Option<SocketAddr>,
-    pub proxy: Arc<Proxy>,
+    pub live: Arc<Live>,
     shutdown: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Running {
+    /// The request path currently in force.
+    pub fn proxy(&self) -> Arc<Proxy> {
+        self.live.proxy()
+    }
+
     /// Stop accepting, let in-flight requests finish (bounded by `drain_timeout`), return.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
-        for t in self.tasks {
+        let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *lock(&self.live.tasks));
+        for t in tasks {
             let _ = t.await;
         }
     }
@@ -64,12 +75,221 @@ impl Running {
     }
 }
 
-/// Build the request path's shared state from the config.
-pub fn build_proxy(cfg: &Config) -> Result<Arc<Proxy>, StartError> {
-    let metrics = Arc::new(crate::metrics::Metrics::new());
-    metrics
-        .cache_capacity
-        .set(i64::try_from(cfg.cache.memory).unwrap_or(i64::MAX));
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What outlives a reload: the cache, the in-flight map and the metrics.
+#[derive(Clone)]
+pub struct Shared {
+    pub store: Arc<Store>,
+    pub coalescer: Arc<Coalescer>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Shared {
+    pub fn new(cfg: &Config) -> Shared {
+        let metrics = Arc::new(Metrics::new());
+        metrics
+            .cache_capacity
+            .set(i64::try_from(cfg.cache.memory).unwrap_or(i64::MAX));
+        Shared {
+            store: Arc::new(Store::new(cfg.cache.memory, cfg.cache.max_variants)),
+            coalescer: Coalescer::new(cfg.cache.max_waiters, cfg.cache.hit_for_miss_ttl),
+            metrics,
+        }
+    }
+}
+
+/// One bound public listener.
+struct ListenerSlot {
+    /// The address as configured (port 0 stays 0), which reloads match on.
+    configured: SocketAddr,
+    bound: SocketAddr,
+    tls: Option<Arc<Tls>>,
+    stop: watch::Sender<bool>,
+}
+
+/// The node's current state. A reload prepares everything that can fail first
+/// (config, origins, certificates, new sockets) and only then swaps it in, so a bad
+/// reload changes nothing; open connections keep running on what they started with.
+pub struct Live {
+    proxy: ArcSwap<Proxy>,
+    limits: ArcSwap<LimitsConfig>,
+    shared: Shared,
+    source: Option<PathBuf>,
+    applied: tokio::sync::Mutex<Config>,
+    listeners: Mutex<Vec<ListenerSlot>>,
+    limit: Arc<Semaphore>,
+    shutdown: watch::Receiver<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Live {
+    pub fn proxy(&self) -> Arc<Proxy> {
+        self.proxy.load_full()
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.shared.metrics
+    }
+
+    /// Re-read the config file the node started from (SIGHUP, `POST /reload`).
+    pub async fn reload_from_source(self: &Arc<Self>) -> Result<String, String> {
+        let Some(path) = self.source.clone() else {
+            return Err("started without a config file (quick mode): nothing to re-read".into());
+        };
+        let cfg = Config::load(&path).map_err(|e| e.to_string())?;
+        self.reload(cfg).await
+    }
+
+    /// Apply a new config. On error the running one stays, untouched.
+    pub async fn reload(self: &Arc<Self>, cfg: Config) -> Result<String, String> {
+        crate::notify::reloading();
+        let result = self.apply(cfg).await;
+        match &result {
+            Ok(note) => {
+                self.shared.metrics.reload("ok");
+                tracing::info!(%note, "config reloaded");
+            }
+            Err(e) => {
+                self.shared.metrics.reload("failed");
+                tracing::error!(error = %e, "config reload refused; the running config stays");
+            }
+        }
+        crate::notify::ready();
+        result
+    }
+
+    async fn apply(self: &Arc<Self>, cfg: Config) -> Result<String, String> {
+        let mut applied = self.applied.lock().await;
+        // Prepare: nothing below changes the running node until every step succeeded.
+        let proxy = build_proxy(&cfg, &self.shared).map_err(|e| e.to_string())?;
+        let mut kept_tls = Vec::new();
+        let mut fresh = Vec::new();
+        {
+            let slots = lock(&self.listeners);
+            for l in &cfg.listen {
+                match slots.iter().find(|s| s.configured == l.address) {
+                    Some(slot) => match (&slot.tls, &l.tls) {
+                        (Some(tls), Some(t)) => {
+                            let paths = cert_paths(t);
+                            let config = tls::server_config(&paths).map_err(|e| e.to_string())?;
+                            kept_tls.push((tls.clone(), paths, config));
+                        }
+                        (None, None) => {}
+                        _ => {
+                            return Err(format!(
+                                "listener {}: switching between TLS and plain text needs a restart",
+                                l.address
+                            ))
+                        }
+                    },
+                    None => fresh.push(l.clone()),
+                }
+            }
+        }
+        let mut bound = Vec::new();
+        for l in &fresh {
+            bound.push(bind(l).await.map_err(|e| e.to_string())?);
+        }
+        let mut notes = Vec::new();
+        if cfg.cache.memory != applied.cache.memory
+            || cfg.cache.max_variants != applied.cache.max_variants
+        {
+            notes.push("cache.memory and cache.max_variants take effect at the next restart");
+        }
+        if cfg.admin != applied.admin {
+            notes.push("[admin] changes take effect at the next restart");
+        }
+        // Commit.
+        proxy.origins.spawn_health_checks();
+        if let Some(geo) = &proxy.geo {
+            geo.spawn_health_and_reload();
+        }
+        self.proxy.store(proxy);
+        self.limits.store(Arc::new(cfg.limits.clone()));
+        for (tls, paths, config) in kept_tls {
+            tls.install(paths, config);
+        }
+        {
+            let mut slots = lock(&self.listeners);
+            slots.retain(|slot| {
+                let keep = cfg.listen.iter().any(|l| l.address == slot.configured);
+                if !keep {
+                    // Stop accepting; connections already open finish on their own.
+                    let _ = slot.stop.send(true);
+                    tracing::info!(addr = %slot.bound, "listener removed");
+                }
+                keep
+            });
+        }
+        for (listener, l, tls) in bound {
+            self.serve(listener, l.address, tls);
+        }
+        *applied = cfg;
+        Ok(if notes.is_empty() {
+            "reloaded".to_owned()
+        } else {
+            format!("reloaded; {}", notes.join("; "))
+        })
+    }
+
+    fn serve(
+        self: &Arc<Self>,
+        listener: TcpListener,
+        configured: SocketAddr,
+        tls: Option<Arc<Tls>>,
+    ) {
+        let bound = listener.local_addr().unwrap_or(configured);
+        let (stop, stop_rx) = watch::channel(false);
+        let acceptor = Acceptor {
+            listener,
+            live: self.clone(),
+            tls: tls.clone(),
+            shutdown: self.shutdown.clone(),
+            stop: stop_rx,
+        };
+        lock(&self.tasks).push(tokio::spawn(acceptor.run()));
+        lock(&self.listeners).push(ListenerSlot {
+            configured,
+            bound,
+            tls,
+            stop,
+        });
+    }
+}
+
+fn cert_paths(t: &config::TlsConfig) -> Vec<CertPaths> {
+    t.pairs()
+        .into_iter()
+        .map(|(cert, key)| CertPaths { cert, key })
+        .collect()
+}
+
+/// Bind a listener and load its certificates.
+async fn bind(
+    l: &ListenConfig,
+) -> Result<(TcpListener, ListenConfig, Option<Arc<Tls>>), StartError> {
+    let tls = match &l.tls {
+        Some(t) => Some(
+            Tls::new(cert_paths(t))
+                .map_err(|e| StartError::Config(format!("listener {}: {e}", l.address)))?,
+        ),
+        None => None,
+    };
+    let listener = TcpListener::bind(l.address)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: l.address,
+            source,
+        })?;
+    Ok((listener, l.clone(), tls))
+}
+
+/// Build the request path's state from the config, around the state that outlives reloads.
+pub fn build_proxy(cfg: &Config, shared: &Shared) -> Result<Arc<Proxy>, StartError> {
+    let metrics = shared.metrics.clone();
     let origins =
         OriginPool::new(&cfg.origin, &cfg.upstream, metrics.clone()).map_err(StartError::Config)?;
     let c = &cfg.cache;
@@ -120,8 +340,8 @@ pub fn build_proxy(cfg: &Config) -> Result<Arc<Proxy>, StartError> {
         None
     };
     Ok(Arc::new(Proxy {
-        store: Store::new(c.memory, c.max_variants),
-        coalescer: Coalescer::new(c.max_waiters, c.hit_for_miss_ttl),
+        store: shared.store.clone(),
+        coalescer: shared.coalescer.clone(),
         origins,
         policy,
         key_rules,
@@ -133,40 +353,41 @@ pub fn build_proxy(cfg: &Config) -> Result<Arc<Proxy>, StartError> {
 
 /// Bind every listener and start serving. Returns once the listeners are bound.
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
-    let proxy = build_proxy(&cfg)?;
+    let shared = Shared::new(&cfg);
+    let proxy = build_proxy(&cfg, &shared)?;
     proxy.origins.spawn_health_checks();
     if let Some(geo) = &proxy.geo {
         geo.spawn_health_and_reload();
     }
     let (tx, rx) = watch::channel(false);
-    let limit = Arc::new(Semaphore::new(cfg.limits.max_connections.max(1)));
-    let mut listen = Vec::new();
-    let mut tasks = Vec::new();
+    let mut bound = Vec::new();
     for l in &cfg.listen {
-        let listener = TcpListener::bind(l.address)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: l.address,
-                source,
-            })?;
+        bound.push(bind(l).await?);
+    }
+    let live = Arc::new(Live {
+        proxy: ArcSwap::new(proxy),
+        limits: ArcSwap::new(Arc::new(cfg.limits.clone())),
+        shared,
+        source: cfg.source.clone(),
+        applied: tokio::sync::Mutex::new(cfg.clone()),
+        listeners: Mutex::new(Vec::new()),
+        limit: Arc::new(Semaphore::new(cfg.limits.max_connections.max(1))),
+        shutdown: rx.clone(),
+        tasks: Mutex::new(Vec::new()),
+    });
+    let mut listen = Vec::new();
+    for (listener, l, tls) in bound {
         let addr = listener.local_addr().map_err(|source| StartError::Bind {
             addr: l.address,
             source,
         })?;
-        tracing::info!(%addr, "listening");
+        tracing::info!(%addr, tls = tls.is_some(), "listening");
         listen.push(addr);
-        let acceptor = Acceptor {
-            listener,
-            proxy: proxy.clone(),
-            limits: cfg.limits.clone(),
-            limit: limit.clone(),
-            shutdown: rx.clone(),
-        };
-        tasks.push(tokio::spawn(acceptor.run()));
+        live.serve(listener, l.address, tls);
     }
     let admin = if cfg.admin.enabled {
-        let (addr, task) = crate::admin::start(&cfg, proxy.clone(), rx.clone()).await?;
-        tasks.push(task);
+        let (addr, task) = crate::admin::start(&cfg, live.clone(), rx.clone()).await?;
+        lock(&live.tasks).push(task);
         Some(addr)
     } else {
         None
@@ -174,28 +395,29 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     Ok(Running {
         listen,
         admin,
-        proxy,
+        live,
         shutdown: tx,
-        tasks,
     })
 }
 
 struct Acceptor {
     listener: TcpListener,
-    proxy: Arc<Proxy>,
-    limits: LimitsConfig,
-    limit: Arc<Semaphore>,
+    live: Arc<Live>,
+    tls: Option<Arc<Tls>>,
     shutdown: watch::Receiver<bool>,
+    /// This listener alone was removed by a reload.
+    stop: watch::Receiver<bool>,
 }
 
 impl Acceptor {
     async fn run(mut self) {
-        let builder = Arc::new(http_builder(&self.limits));
         let graceful = GracefulShutdown::new();
+        let mut removed = false;
         loop {
             let permit = tokio::select! {
-                p = self.limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                p = self.live.limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
                 _ = self.shutdown.changed() => break,
+                _ = self.stop.changed() => { removed = true; break }
             };
             let (stream, peer) = tokio::select! {
                 r = self.listener.accept() => match r {
@@ -208,53 +430,102 @@ impl Acceptor {
                     }
                 },
                 _ = self.shutdown.changed() => break,
+                _ = self.stop.changed() => { removed = true; break }
             };
             let _ = stream.set_nodelay(true);
-            let open = self.proxy.metrics.connection();
-            let proxy = self.proxy.clone();
-            let client = ClientInfo {
-                addr: peer,
-                tls: false,
-            };
-            let idle = IdleIo::new(stream);
-            let activity = idle.activity.clone();
-            let in_flight = activity.clone();
-            let svc = service_fn(move |req| {
-                let proxy = proxy.clone();
-                let waiting = in_flight.begin();
-                async move {
-                    let resp = proxy.handle(req, client).await;
-                    drop(waiting);
-                    Ok::<_, Infallible>(resp)
-                }
-            });
-            let conn = builder
-                .serve_connection(TokioIo::new(idle), svc)
-                .into_owned();
-            let conn = graceful.watch(conn);
-            let idle_timeout = self.limits.idle_timeout;
+            let limits = self.live.limits.load_full();
+            let live = self.live.clone();
+            let tls = self.tls.as_ref().map(|t| t.acceptor());
+            let watcher = graceful.watcher();
             tokio::spawn(async move {
-                tokio::select! {
-                    r = conn => {
-                        if let Err(e) = r {
-                            tracing::debug!(%peer, error = %e, "connection ended with error");
-                        }
-                    }
-                    _ = activity.idle_for(idle_timeout) => {
-                        tracing::debug!(%peer, "closing idle connection");
-                    }
-                }
+                let open = live.shared.metrics.connection();
+                serve_connection(live, stream, peer, tls, limits, watcher).await;
                 drop(open);
                 drop(permit);
             });
         }
         drop(self.listener);
-        let drain = self.limits.drain_timeout;
+        if removed {
+            // A reload removed this listener: its connections end on their own terms.
+            return;
+        }
+        let drain = self.live.limits.load().drain_timeout;
         if tokio::time::timeout(drain, graceful.shutdown())
             .await
             .is_err()
         {
             tracing::warn!(?drain, "drain timeout: closing remaining connections");
+        }
+    }
+}
+
+/// One client connection: TLS handshake if configured, then HTTP/1.1 or HTTP/2 until
+/// the client leaves, goes idle, or the node drains.
+async fn serve_connection(
+    live: Arc<Live>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: Arc<LimitsConfig>,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    let idle = IdleIo::new(stream);
+    let activity = idle.activity.clone();
+    let builder = http_builder(&limits);
+    let client = ClientInfo {
+        addr: peer,
+        tls: tls.is_some(),
+    };
+    let in_flight = activity.clone();
+    let svc = service_fn(move |req| {
+        let proxy = live.proxy();
+        let waiting = in_flight.begin();
+        async move {
+            let resp = proxy.handle(req, client).await;
+            drop(waiting);
+            Ok::<_, Infallible>(resp)
+        }
+    });
+    let idle_timeout = limits.idle_timeout;
+    match tls {
+        None => {
+            let conn = watcher.watch(
+                builder
+                    .serve_connection(TokioIo::new(idle), svc)
+                    .into_owned(),
+            );
+            tokio::select! {
+                r = conn => if let Err(e) = r {
+                    tracing::debug!(%peer, error = %e, "connection ended with error");
+                },
+                _ = activity.idle_for(idle_timeout) => tracing::debug!(%peer, "closing idle connection"),
+            }
+        }
+        Some(acceptor) => {
+            let handshake =
+                tokio::time::timeout(limits.header_read_timeout, acceptor.accept(idle)).await;
+            let stream = match handshake {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let conn = watcher.watch(
+                builder
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .into_owned(),
+            );
+            tokio::select! {
+                r = conn => if let Err(e) = r {
+                    tracing::debug!(%peer, error = %e, "connection ended with error");
+                },
+                _ = activity.idle_for(idle_timeout) => tracing::debug!(%peer, "closing idle connection"),
+            }
         }
     }
 }

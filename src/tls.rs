@@ -117,7 +117,7 @@ pub fn server_config(certs: &[CertPaths]) -> Result<Arc<ServerConfig>, TlsError>
 
 /// A listener's TLS state: swapped whole on reload.
 pub struct Tls {
-    paths: Vec<CertPaths>,
+    paths: std::sync::Mutex<Vec<CertPaths>>,
     current: ArcSwap<ServerConfig>,
 }
 
@@ -125,7 +125,7 @@ impl Tls {
     pub fn new(paths: Vec<CertPaths>) -> Result<Arc<Tls>, TlsError> {
         let cfg = server_config(&paths)?;
         Ok(Arc::new(Tls {
-            paths,
+            paths: std::sync::Mutex::new(paths),
             current: ArcSwap::new(cfg),
         }))
     }
@@ -137,8 +137,15 @@ impl Tls {
 
     /// Re-read the certificate files. On error the running certificates stay.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let cfg = server_config(&self.paths)?;
+        let paths = self.paths.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let cfg = server_config(&paths)?;
         self.current.store(cfg);
         Ok(())
+    }
+
+    /// Take a config prepared (and so validated) by `server_config`.
+    pub fn install(&self, paths: Vec<CertPaths>, cfg: Arc<ServerConfig>) {
+        *self.paths.lock().unwrap_or_else(|e| e.into_inner()) = paths;
+        self.current.store(cfg);
     }
 }

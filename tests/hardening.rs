@@ -642,7 +642,9 @@ async fn ask_twice(node: &Node, path: &str) -> (String, String) {
     let second = raw(node.addr, req.as_bytes(), 4).await;
     for r in [&first, &second] {
         assert!(
-            !header_of(r, "cache-status").unwrap_or("").starts_with("lacquer; hit"),
+            !header_of(r, "cache-status")
+                .unwrap_or("")
+                .starts_with("lacquer; hit"),
             "{path}: a broken origin response was served from cache: {r:?}"
         );
     }

@@ -32,6 +32,7 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::proxy::Proxy;
+use crate::server::Live;
 use crate::server::StartError;
 use auth::Auth;
 use error::{json, with_type, ApiError, ApiResult, Body};
@@ -45,7 +46,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// State shared by every admin call.
 pub struct Admin {
-    proxy: Arc<Proxy>,
+    live: Arc<Live>,
     auth: Auth,
     node: String,
     max_body: u64,
@@ -56,7 +57,7 @@ pub struct Admin {
 /// bound address (the configured one may be port 0) and the serving task.
 pub async fn start(
     cfg: &Config,
-    proxy: Arc<Proxy>,
+    live: Arc<Live>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(SocketAddr, JoinHandle<()>), StartError> {
     let a = &cfg.admin;
@@ -78,7 +79,7 @@ pub async fn start(
     }
     tracing::info!(%addr, token = token.is_some(), "admin API listening");
     let admin = Arc::new(Admin {
-        proxy,
+        live,
         auth: Auth::new(token, a.open.clone()),
         node: cfg.node.name.clone(),
         max_body: a.max_body,
@@ -88,6 +89,11 @@ pub async fn start(
 }
 
 impl Admin {
+    /// The request path in force now (a reload swaps it).
+    fn proxy(&self) -> Arc<Proxy> {
+        self.live.proxy()
+    }
+
     async fn serve(self: Arc<Self>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
         let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         let graceful = GracefulShutdown::new();
@@ -162,32 +168,45 @@ impl Admin {
             Route::Metrics => Ok(self.metrics()),
             Route::Purge => {
                 let body = input::read_body(body, &parts.headers, self.max_body).await?;
-                purge::purge(&self.proxy, &self.node, &body)
+                purge::purge(&self.proxy(), &self.node, &body)
             }
             Route::PushObject => {
                 let body = input::read_body(body, &parts.headers, self.max_body).await?;
-                objects::push(&self.proxy, &parts, body)
+                objects::push(&self.proxy(), &parts, body)
             }
-            Route::InspectObject => objects::inspect(&self.proxy, &self.node, &parts),
+            Route::InspectObject => objects::inspect(&self.proxy(), &self.node, &parts),
             Route::StartPrewarm => {
                 let body = input::read_body(body, &parts.headers, self.max_body).await?;
-                self.jobs.start(&self.proxy, &body)
+                self.jobs.start(&self.proxy(), &body)
             }
             Route::PrewarmStatus(id) => self.jobs.status(&id),
             Route::CancelPrewarm(id) => self.jobs.cancel(&id),
+            Route::Reload => {
+                drop(body);
+                match self.live.reload_from_source().await {
+                    Ok(note) => Ok(json(
+                        StatusCode::OK,
+                        &Reloaded {
+                            status: "reloaded",
+                            note,
+                        },
+                    )),
+                    // The running config stays; say why the new one was refused.
+                    Err(e) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e)),
+                }
+            }
             Route::Refused(e) => Err(e),
         }
     }
 
-    /// The Prometheus exposition of every lacquer metric (OpenMetrics text, which
-    /// Prometheus negotiates by default).
+    /// Every lacquer metric, in the Prometheus text format.
     fn metrics(&self) -> Response<Body> {
         // moka counts lazily; settle pending work so the numbers are current.
-        self.proxy.store.run_pending_tasks();
+        self.proxy().store.run_pending_tasks();
         with_type(
             StatusCode::OK,
-            self.proxy.metrics_text().into_bytes(),
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            self.proxy().metrics_text().into_bytes(),
+            "text/plain; version=0.0.4; charset=utf-8",
         )
     }
 }
@@ -195,6 +214,12 @@ impl Admin {
 #[derive(Serialize)]
 struct Status {
     status: &'static str,
+}
+
+#[derive(Serialize)]
+struct Reloaded {
+    status: &'static str,
+    note: String,
 }
 
 /// What a method and path ask for. Unknown paths and wrong methods are routes too, so
@@ -210,6 +235,7 @@ enum Route {
     StartPrewarm,
     PrewarmStatus(String),
     CancelPrewarm(String),
+    Reload,
     Refused(ApiError),
 }
 
@@ -221,6 +247,7 @@ impl Route {
             "/ready" => only(&m, "GET", Route::Ready),
             "/metrics" => only(&m, "GET", Route::Metrics),
             "/purge" => only(&m, "POST", Route::Purge),
+            "/reload" => only(&m, "POST", Route::Reload),
             "/prewarm" => only(&m, "POST", Route::StartPrewarm),
             "/objects" => match m {
                 Method::GET => Route::InspectObject,

@@ -227,6 +227,26 @@ impl Default for ListenConfig {
 pub struct TlsConfig {
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// More certificates on the same listener, chosen by the client's SNI name; the one
+    /// above is the default for clients without SNI or with an unknown name.
+    pub sni: Vec<CertFiles>,
+}
+
+/// One more certificate chain and key for a TLS listener.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CertFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsConfig {
+    /// Every (cert, key) pair of the listener, the default first.
+    pub fn pairs(&self) -> Vec<(PathBuf, PathBuf)> {
+        std::iter::once((self.cert.clone(), self.key.clone()))
+            .chain(self.sni.iter().map(|c| (c.cert.clone(), c.key.clone())))
+            .collect()
+    }
 }
 
 /// One origin server.

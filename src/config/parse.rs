@@ -117,6 +117,13 @@ fn resolve_paths(config: &mut Config, base: &Path) {
             if tls.key.is_relative() && !tls.key.as_os_str().is_empty() {
                 tls.key = base.join(&tls.key);
             }
+            for extra in &mut tls.sni {
+                for file in [&mut extra.cert, &mut extra.key] {
+                    if file.is_relative() && !file.as_os_str().is_empty() {
+                        *file = base.join(&*file);
+                    }
+                }
+            }
         }
     }
     if let Some(token) = &mut config.admin.token_file {

@@ -101,8 +101,15 @@ fn check_listen(c: &mut Checker<'_, '_>, config: &Config) {
             );
         }
         if let Some(tls) = &listen.tls {
-            for (name, file) in [("cert", &tls.cert), ("key", &tls.key)] {
-                let key = format!("{path}.tls.{name}");
+            let mut files = vec![
+                (format!("{path}.tls.cert"), &tls.cert),
+                (format!("{path}.tls.key"), &tls.key),
+            ];
+            for (i, extra) in tls.sni.iter().enumerate() {
+                files.push((format!("{path}.tls.sni[{i}].cert"), &extra.cert));
+                files.push((format!("{path}.tls.sni[{i}].key"), &extra.key));
+            }
+            for (key, file) in files {
                 if file.as_os_str().is_empty() {
                     c.fail(
                         &key,

@@ -46,7 +46,7 @@ pub struct Settings {
 
 /// Everything the request path shares across requests.
 pub struct Proxy {
-    pub store: Store,
+    pub store: Arc<Store>,
     pub coalescer: Arc<Coalescer>,
     pub origins: Arc<OriginPool>,
     pub policy: PolicyConfig,
@@ -372,7 +372,7 @@ impl Proxy {
         m.evictions
             .inner()
             .store(evicted, std::sync::atomic::Ordering::Relaxed);
-        m.encode()
+        m.encode_prometheus()
     }
 
     /// Pull pre-warm: fetch `url` through the normal request path (coalesced, stored by
@@ -545,7 +545,12 @@ impl Proxy {
         headers::strip_hop_by_hop(&mut h);
         headers::strip_underscored(&mut h);
         let peer = canonical_ip(client.addr.ip());
-        if !self.settings.trusted_proxies.iter().any(|c| c.contains(peer)) {
+        if !self
+            .settings
+            .trusted_proxies
+            .iter()
+            .any(|c| c.contains(peer))
+        {
             headers::strip_unkeyed_overrides(&mut h);
         }
         // The origin must see the host the response will be cached under (RFC 9112
@@ -606,7 +611,10 @@ impl Proxy {
         }
         // RFC 9112 3.2.4: the asterisk form is only for a server-wide OPTIONS.
         if parts.uri.path() == "*" && parts.method != Method::OPTIONS {
-            return Some(synthetic(StatusCode::BAD_REQUEST, "asterisk target is only for OPTIONS"));
+            return Some(synthetic(
+                StatusCode::BAD_REQUEST,
+                "asterisk target is only for OPTIONS",
+            ));
         }
         if parts.headers.get_all(header::CONTENT_LENGTH).iter().count() > 1 {
             return Some(synthetic(

@@ -1,0 +1,457 @@
+//! Operations: TLS (SNI, ALPN h2, certificate reload), metrics, config reload under
+//! traffic, graceful shutdown on SIGTERM, the systemd unit.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::{CertificateDer, ServerName};
+use support::*;
+use tokio::net::TcpStream;
+
+fn write_cert(
+    dir: &Path,
+    name: &str,
+    hosts: &[&str],
+) -> (PathBuf, PathBuf, CertificateDer<'static>) {
+    let ck =
+        rcgen::generate_simple_self_signed(hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    let cert = dir.join(format!("{name}.pem"));
+    let key = dir.join(format!("{name}.key"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    (cert, key, ck.cert.der().clone())
+}
+
+fn client_config(roots: &[&CertificateDer<'static>], alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+    let mut store = rustls::RootCertStore::empty();
+    for r in roots {
+        store.add((*r).clone()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(cfg)
+}
+
+/// Handshake with SNI `name`; returns the TLS stream and the certificate the server chose.
+async fn handshake(
+    addr: SocketAddr,
+    name: &str,
+    cfg: Arc<rustls::ClientConfig>,
+) -> std::io::Result<(
+    tokio_rustls::client::TlsStream<TcpStream>,
+    CertificateDer<'static>,
+)> {
+    let tcp = TcpStream::connect(addr).await?;
+    let connector = tokio_rustls::TlsConnector::from(cfg);
+    let sni = ServerName::try_from(name.to_owned()).unwrap();
+    let tls = connector.connect(sni, tcp).await?;
+    let peer = tls.get_ref().1.peer_certificates().unwrap()[0]
+        .clone()
+        .into_owned();
+    Ok((tls, peer))
+}
+
+async fn tls_node(dir: &Path, origin: SocketAddr) -> (Node, PathBuf) {
+    let (a_cert, a_key, _) = write_cert(dir, "a", &["a.test"]);
+    let (b_cert, b_key, _) = write_cert(dir, "b", &["b.test"]);
+    let path = dir.join("lacquer.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[listen]]\naddress = \"127.0.0.1:0\"\ntls = {{ cert = {a_cert:?}, key = {a_key:?}, sni = [{{ cert = {b_cert:?}, key = {b_key:?} }}] }}\n\n\
+             [[origin]]\naddress = \"{origin}\"\nhealth = {{ enabled = false }}\n\n[admin]\naddress = \"127.0.0.1:0\"\n\n[log]\naccess_log = false\n"
+        ),
+    )
+    .unwrap();
+    let cfg = Config::load(&path).unwrap();
+    (start(cfg).await, path)
+}
+
+fn read_der(path: &Path) -> CertificateDer<'static> {
+    CertificateDer::from_pem_file(path).unwrap()
+}
+
+use rustls_pki_types::pem::PemObject;
+
+/// Two SNI names get their own certificates; h2 and http/1.1 by ALPN; a certificate
+/// swap on reload keeps an open connection working and serves the new certificate to
+/// new connections; a broken new certificate is refused and the old one stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_sni_alpn_and_certificate_reload() {
+    within(30, async {
+        let dir = temp_path("tls");
+        std::fs::create_dir_all(&dir).unwrap();
+        let origin = Origin::start(|_, n| Reply::ok(format!("v{n}")).cc("max-age=60")).await;
+        let (node, config_path) = tls_node(&dir, origin.addr).await;
+        let a_der = read_der(&dir.join("a.pem"));
+        let b_der = read_der(&dir.join("b.pem"));
+
+        // SNI picks the certificate; the client verifies it for that name.
+        let (_, got_a) = handshake(
+            node.addr,
+            "a.test",
+            client_config(&[&a_der, &b_der], &[b"http/1.1"]),
+        )
+        .await
+        .unwrap();
+        assert_eq!(got_a, a_der);
+        let (_, got_b) = handshake(
+            node.addr,
+            "b.test",
+            client_config(&[&a_der, &b_der], &[b"http/1.1"]),
+        )
+        .await
+        .unwrap();
+        assert_eq!(got_b, b_der);
+
+        // h2 over TLS via ALPN.
+        let (tls, _) = handshake(node.addr, "a.test", client_config(&[&a_der], &[b"h2"]))
+            .await
+            .unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let (mut h2, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            TokioIo::new(tls),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        let req = http::Request::get("https://a.test/h2")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let resp = h2.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.into_body().collect().await.unwrap().to_bytes(), "v1");
+
+        // An HTTP/1.1 connection held open across a certificate swap.
+        let (tls, _) = handshake(
+            node.addr,
+            "a.test",
+            client_config(&[&a_der], &[b"http/1.1"]),
+        )
+        .await
+        .unwrap();
+        let (mut h1, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let get = |p: &str| {
+            http::Request::get(p)
+                .header("host", "a.test")
+                .body(Empty::<Bytes>::new())
+                .unwrap()
+        };
+        assert_eq!(h1.send_request(get("/held")).await.unwrap().status(), 200);
+
+        let (_, _, new_a) = write_cert(&dir, "a", &["a.test"]);
+        let live = node.running.as_ref().unwrap().live.clone();
+        live.reload_from_source().await.unwrap();
+        let resp = h1.send_request(get("/held")).await.unwrap();
+        assert_eq!(resp.status(), 200, "the open connection survives the swap");
+        let (_, got) = handshake(
+            node.addr,
+            "a.test",
+            client_config(&[&new_a], &[b"http/1.1"]),
+        )
+        .await
+        .unwrap();
+        assert_eq!(got, new_a, "new connections get the new certificate");
+
+        // A broken certificate file: refused, the running one stays.
+        std::fs::write(dir.join("a.pem"), "not a certificate").unwrap();
+        assert!(live.reload_from_source().await.is_err());
+        let (_, got) = handshake(
+            node.addr,
+            "a.test",
+            client_config(&[&new_a], &[b"http/1.1"]),
+        )
+        .await
+        .unwrap();
+        assert_eq!(got, new_a);
+        let _ = config_path;
+        node.stop().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
+
+/// /metrics is scraped and parsed: request counters move with traffic; with promtool
+/// installed, `promtool check metrics` accepts the output.
+#[tokio::test]
+async fn metrics_scraped_and_parsed() {
+    within(30, async {
+        let origin = Origin::start(|_, _| Reply::ok("m").cc("max-age=60")).await;
+        let node = start(config(&[origin.addr])).await;
+        node.get("/m").await;
+        node.get("/m").await;
+        let m = node.admin(http::Method::GET, "/metrics", None, "").await;
+        assert_eq!(m.status, 200);
+        let text = m.text();
+        let value = |line_start: &str| -> f64 {
+            text.lines()
+                .find(|l| l.starts_with(line_start))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no sample {line_start} in\n{text}"))
+        };
+        assert_eq!(
+            value("lacquer_requests_total{result=\"hit\",status=\"2xx\"}"),
+            1.0
+        );
+        assert_eq!(
+            value("lacquer_requests_total{result=\"miss\",status=\"2xx\"}"),
+            1.0
+        );
+        assert_eq!(value("lacquer_cache_objects "), 1.0);
+        assert!(value("lacquer_origin_requests_total{") >= 1.0);
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            let v = line.rsplit(' ').next().unwrap();
+            assert!(v.parse::<f64>().is_ok(), "unparsable sample: {line}");
+        }
+        if let Ok(mut child) = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+        {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "promtool: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        } else {
+            eprintln!("promtool not installed: skipped `promtool check metrics`");
+        }
+        node.stop().await;
+    })
+    .await;
+}
+
+fn write_config(path: &Path, origin: SocketAddr, extra: &str) {
+    std::fs::write(
+        path,
+        format!(
+            "[[listen]]\naddress = \"127.0.0.1:0\"\n\n[[origin]]\naddress = \"{origin}\"\nhealth = {{ enabled = false }}\n\n\
+             [admin]\naddress = \"127.0.0.1:0\"\n\n[log]\naccess_log = false\n{extra}"
+        ),
+    )
+    .unwrap();
+}
+
+/// Reload under traffic: a good config moves requests to the new origin, a bad one is
+/// refused with the reason, and no request fails at any point.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_under_traffic() {
+    within(30, async {
+        let a = Origin::start(|_, _| Reply::ok("a")).await;
+        let b = Origin::start(|_, _| Reply::ok("b")).await;
+        let dir = temp_path("reload");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("lacquer.toml");
+        write_config(&path, a.addr, "");
+        let node = start(Config::load(&path).unwrap()).await;
+        let live = node.running.as_ref().unwrap().live.clone();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut load = Vec::new();
+        for w in 0..4 {
+            let (c, addr, stop) = (client(), node.addr, stop.clone());
+            load.push(tokio::spawn(async move {
+                let mut n = 0u32;
+                let mut bodies = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let g = send(
+                        &c,
+                        addr,
+                        http::Method::GET,
+                        &format!("/t{w}-{n}"),
+                        &[],
+                        Bytes::new(),
+                    )
+                    .await;
+                    assert_eq!(g.status, 200, "a request failed during reload");
+                    bodies.push(g.text());
+                    n += 1;
+                }
+                bodies
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        write_config(&path, b.addr, "");
+        let note = live.reload_from_source().await.unwrap();
+        assert!(note.starts_with("reloaded"), "{note}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        std::fs::write(&path, "[[listen]\nbroken").unwrap();
+        let err = live.reload_from_source().await.unwrap_err();
+        assert!(
+            err.contains("lacquer.toml:1"),
+            "error names file and line: {err}"
+        );
+        // Bad config over the admin API: 422 with the reason, still serving.
+        let r = node.admin(http::Method::POST, "/reload", None, "").await;
+        assert_eq!(r.status, 422, "{}", r.text());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut all = Vec::new();
+        for l in load {
+            all.extend(l.await.unwrap());
+        }
+        assert!(
+            all.iter().any(|b| b == "a") && all.iter().any(|b| b == "b"),
+            "traffic moved to the new origin"
+        );
+        assert_eq!(
+            all.last().map(String::as_str),
+            Some("b"),
+            "the refused config changed nothing"
+        );
+        node.stop().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
+
+/// SIGTERM to the real binary: in-flight requests complete, then the process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_requests() {
+    within(40, async {
+        let origin = Origin::start(|_, _| Reply::ok("finished").delay_ms(1500)).await;
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = probe.local_addr().unwrap();
+        drop(probe);
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lacquer"))
+            .args([
+                "run",
+                "--listen",
+                &addr.to_string(),
+                "--origin",
+                &origin.addr.to_string(),
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let c = client();
+        for _ in 0..100 {
+            if TcpStream::connect(addr).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut inflight = Vec::new();
+        for i in 0..5 {
+            let c = c.clone();
+            inflight.push(tokio::spawn(async move {
+                send(
+                    &c,
+                    addr,
+                    http::Method::GET,
+                    &format!("/slow{i}"),
+                    &[],
+                    Bytes::new(),
+                )
+                .await
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let pid = child.id().unwrap().to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        for t in inflight {
+            let g = t.await.unwrap();
+            assert_eq!(g.status, 200);
+            assert_eq!(g.text(), "finished");
+        }
+        let exit = tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(exit.success(), "{exit:?}");
+        assert!(
+            TcpStream::connect(addr).await.is_err(),
+            "no longer accepting"
+        );
+    })
+    .await;
+}
+
+/// The shipped unit passes `systemd-analyze verify` (when systemd-analyze exists).
+#[test]
+fn systemd_unit_verifies() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/lacquer.service"
+    ))
+    .unwrap();
+    for key in [
+        "Type=notify",
+        "ExecReload=",
+        "WatchdogSec=",
+        "DynamicUser=yes",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
+        "LimitNOFILE=",
+    ] {
+        assert!(unit.contains(key), "unit lacks {key}");
+    }
+    let Ok(out) = std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+    else {
+        eprintln!("systemd-analyze not installed: skipped verify");
+        return;
+    };
+    if !out.status.success() {
+        return;
+    }
+    let dir = temp_path("unit");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("lacquer.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/lacquer", env!("CARGO_BIN_EXE_lacquer")),
+    )
+    .unwrap();
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
