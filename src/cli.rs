@@ -199,6 +199,26 @@ impl Api {
         })
     }
 
+    /// A GET whose answer is text (the metrics exposition).
+    pub async fn text(&self, path: &str) -> Result<String, String> {
+        let req = self.request(Method::GET, path, Bytes::new(), &[])?;
+        let resp = tokio::time::timeout(REQUEST_TIMEOUT, self.client.request(req))
+            .await
+            .map_err(|_| format!("admin API at {} did not answer in time", self.addr))?
+            .map_err(|e| format!("cannot reach admin API at {}: {}", self.addr, chain(&e)))?;
+        let status = resp.status();
+        let bytes = Limited::new(resp.into_body(), MAX_ANSWER)
+            .collect()
+            .await
+            .map_err(|e| format!("admin API at {}: cannot read the answer: {e}", self.addr))?
+            .to_bytes();
+        if !status.is_success() {
+            let value: Option<Value> = serde_json::from_slice(&bytes).ok();
+            return Err(self.failure(status, value.as_ref(), &bytes));
+        }
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
     /// One call; the JSON answer on 2xx, else a message that says what went wrong.
     pub async fn call(
         &self,

@@ -27,4 +27,5 @@ pub mod notify;
 pub mod origin;
 pub mod proxy;
 pub mod server;
+pub mod stat;
 pub mod tls;

@@ -52,6 +52,8 @@ enum Command {
     Push(lacquer::cli::PushArgs),
     /// Show what a node holds for URL.
     Inspect(lacquer::cli::InspectArgs),
+    /// A live view of a node's counters and rates (like varnishstat).
+    Stat(lacquer::stat::StatArgs),
     /// Geo-routing tools.
     Geo {
         #[command(subcommand)]
@@ -113,6 +115,7 @@ fn main() -> ExitCode {
         Command::Prewarm(args) => lacquer::cli::prewarm(args),
         Command::Push(args) => lacquer::cli::push(args),
         Command::Inspect(args) => lacquer::cli::inspect(args),
+        Command::Stat(args) => lacquer::stat::stat(args),
         Command::Geo {
             command: GeoCommand::Lookup { ip, config },
         } => match lacquer::geo::lookup_command(&ip, config.as_deref()) {

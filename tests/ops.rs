@@ -455,3 +455,40 @@ fn systemd_unit_verifies() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `lacquer stat --once` reads a node's metrics and prints the main counters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stat_prints_counters() {
+    within(30, async {
+        let origin = Origin::start(|_, _| Reply::ok("s").cc("max-age=60")).await;
+        let node = start(config(&[origin.addr])).await;
+        node.get("/s").await;
+        node.get("/s").await;
+        let admin = node.running.as_ref().unwrap().admin.unwrap();
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_lacquer"))
+            .args(["stat", "--once", "--admin", &admin.to_string()])
+            .output()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("hit ratio (requests)") && text.contains("50.0%"),
+            "{text}"
+        );
+        // An unreachable node is a clear error, not a hang.
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_lacquer"))
+            .args(["stat", "--once", "--admin", "127.0.0.1:1"])
+            .output()
+            .await
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach admin API"));
+        node.stop().await;
+    })
+    .await;
+}

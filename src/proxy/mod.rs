@@ -78,7 +78,7 @@ impl Proxy {
             .access_log
             .then(|| (parts.method.clone(), parts.uri.clone()));
         let (mut resp, status) = match self.geo_step(&mut parts, client) {
-            Err(resp) => (resp, CacheStatus::default()),
+            Err(resp) => (*resp, CacheStatus::default()),
             Ok(pop) => {
                 let (mut resp, status) = self.route(parts, body, client).await;
                 if let Some(v) = pop {
@@ -115,7 +115,7 @@ impl Proxy {
         &self,
         parts: &mut request::Parts,
         client: ClientInfo,
-    ) -> Result<Option<HeaderValue>, Response<ProxyBody>> {
+    ) -> Result<Option<HeaderValue>, Box<Response<ProxyBody>>> {
         use crate::geo::GeoAction;
         let Some(geo) = &self.geo else {
             return Ok(None);
@@ -128,7 +128,7 @@ impl Proxy {
                 let mut resp = Response::new(ProxyBody::full(body));
                 *resp.status_mut() = status;
                 *resp.headers_mut() = headers;
-                Err(resp)
+                Err(Box::new(resp))
             }
             GeoAction::Serve { annotate, uri } => {
                 if let Some(uri) = uri {
