@@ -35,6 +35,9 @@ enum Command {
         /// access log is a separate tool); with --config, `[log] access_log` decides.
         #[arg(long)]
         access_log: bool,
+        /// Admin API address (overrides [admin] address), or "off" to run without it.
+        #[arg(long)]
+        admin: Option<String>,
     },
     /// Validate a config file; print every problem with file:line.
     CheckConfig { file: PathBuf },
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
             listen,
             origin,
             access_log,
+            admin,
         } => {
             let quick = config.is_none();
             let mut cfg = match load(config, &listen, &origin) {
@@ -101,6 +105,17 @@ fn main() -> ExitCode {
             };
             if quick || access_log {
                 cfg.log.access_log = access_log;
+            }
+            match admin.as_deref() {
+                None => {}
+                Some("off") => cfg.admin.enabled = false,
+                Some(a) => match a.parse() {
+                    Ok(addr) => cfg.admin.address = addr,
+                    Err(e) => {
+                        eprintln!("--admin {a:?}: {e} (expected IP:PORT or \"off\")");
+                        return ExitCode::FAILURE;
+                    }
+                },
             }
             serve(cfg, false)
         }

@@ -26,6 +26,7 @@ use crate::cache::policy::PolicyConfig;
 use crate::cache::store::Store;
 use crate::coalesce::Coalescer;
 use arc_swap::ArcSwap;
+use bytes::Bytes;
 
 use crate::config::{self, Config, CookiePolicy, LimitsConfig, ListenConfig};
 use crate::metrics::Metrics;
@@ -107,6 +108,7 @@ struct ListenerSlot {
     configured: SocketAddr,
     bound: SocketAddr,
     tls: Option<Arc<Tls>>,
+    proxy_protocol: bool,
     stop: watch::Sender<bool>,
 }
 
@@ -171,6 +173,12 @@ impl Live {
             let slots = lock(&self.listeners);
             for l in &cfg.listen {
                 match slots.iter().find(|s| s.configured == l.address) {
+                    Some(slot) if slot.proxy_protocol != l.proxy_protocol => {
+                        return Err(format!(
+                            "listener {}: turning proxy_protocol on or off needs a restart",
+                            l.address
+                        ))
+                    }
                     Some(slot) => match (&slot.tls, &l.tls) {
                         (Some(tls), Some(t)) => {
                             let paths = cert_paths(t);
@@ -225,7 +233,7 @@ impl Live {
             });
         }
         for (listener, l, tls) in bound {
-            self.serve(listener, l.address, tls);
+            self.serve(listener, l.address, tls, l.proxy_protocol);
         }
         *applied = cfg;
         Ok(if notes.is_empty() {
@@ -240,6 +248,7 @@ impl Live {
         listener: TcpListener,
         configured: SocketAddr,
         tls: Option<Arc<Tls>>,
+        proxy_protocol: bool,
     ) {
         let bound = listener.local_addr().unwrap_or(configured);
         let (stop, stop_rx) = watch::channel(false);
@@ -247,6 +256,7 @@ impl Live {
             listener,
             live: self.clone(),
             tls: tls.clone(),
+            proxy_protocol,
             shutdown: self.shutdown.clone(),
             stop: stop_rx,
         };
@@ -255,6 +265,7 @@ impl Live {
             configured,
             bound,
             tls,
+            proxy_protocol,
             stop,
         });
     }
@@ -383,7 +394,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         })?;
         tracing::info!(%addr, tls = tls.is_some(), "listening");
         listen.push(addr);
-        live.serve(listener, l.address, tls);
+        live.serve(listener, l.address, tls, l.proxy_protocol);
     }
     let admin = if cfg.admin.enabled {
         let (addr, task) = crate::admin::start(&cfg, live.clone(), rx.clone()).await?;
@@ -404,6 +415,8 @@ struct Acceptor {
     listener: TcpListener,
     live: Arc<Live>,
     tls: Option<Arc<Tls>>,
+    /// Connections start with a PROXY protocol header.
+    proxy_protocol: bool,
     shutdown: watch::Receiver<bool>,
     /// This listener alone was removed by a reload.
     stop: watch::Receiver<bool>,
@@ -437,8 +450,17 @@ impl Acceptor {
             let live = self.live.clone();
             let tls = self.tls.as_ref().map(|t| t.acceptor());
             let watcher = graceful.watcher();
+            let proxy_protocol = self.proxy_protocol;
             tokio::spawn(async move {
                 let open = live.shared.metrics.connection();
+                let (stream, peer) = if proxy_protocol {
+                    match read_proxy_header(stream, peer, &live, limits.header_read_timeout).await {
+                        Some(s) => s,
+                        None => return,
+                    }
+                } else {
+                    (PrefixedStream::new(stream, Bytes::new()), peer)
+                };
                 serve_connection(live, stream, peer, tls, limits, watcher).await;
                 drop(open);
                 drop(permit);
@@ -463,7 +485,7 @@ impl Acceptor {
 /// the client leaves, goes idle, or the node drains.
 async fn serve_connection(
     live: Arc<Live>,
-    stream: TcpStream,
+    stream: PrefixedStream,
     peer: SocketAddr,
     tls: Option<tokio_rustls::TlsAcceptor>,
     limits: Arc<LimitsConfig>,
@@ -597,13 +619,13 @@ pin_project_lite::pin_project! {
     /// A socket that records activity for the idle timer.
     struct IdleIo {
         #[pin]
-        inner: TcpStream,
+        inner: PrefixedStream,
         activity: Arc<Activity>,
     }
 }
 
 impl IdleIo {
-    fn new(inner: TcpStream) -> Self {
+    fn new(inner: PrefixedStream) -> Self {
         IdleIo {
             inner,
             activity: Arc::new(Activity {
@@ -655,6 +677,106 @@ impl AsyncWrite for IdleIo {
             this.activity.touch();
         }
         r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+}
+
+/// Longest PROXY header accepted: v1 is at most 107 bytes; v2 carries TLVs, bounded here.
+const MAX_PROXY_HEADER: usize = 16 * 1024;
+
+/// Read the PROXY protocol header that a TCP load balancer sends first. The client
+/// address in it is believed only when the peer is a trusted proxy; a connection
+/// without a valid header is closed (the listener was configured to expect one).
+async fn read_proxy_header(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    live: &Live,
+    timeout: Duration,
+) -> Option<(PrefixedStream, SocketAddr)> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::with_capacity(256);
+    let read = async {
+        loop {
+            match crate::geo::parse_proxy_header(&buf) {
+                Ok(Some((header, used))) => return Some((header, used)),
+                Ok(None) if buf.len() < MAX_PROXY_HEADER => {}
+                _ => return None,
+            }
+            let mut chunk = [0u8; 512];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    let Ok(Some((header, used))) = tokio::time::timeout(timeout, read).await else {
+        tracing::debug!(%peer, "no valid PROXY protocol header: closing");
+        return None;
+    };
+    let trusted = &live.proxy().settings.trusted_proxies;
+    let client = crate::geo::proxied_peer(peer, header.source, trusted);
+    let rest = Bytes::copy_from_slice(buf.get(used..).unwrap_or_default());
+    Some((PrefixedStream::new(stream, rest), client))
+}
+
+pin_project_lite::pin_project! {
+    /// A socket with bytes already read from it (after a PROXY header) put back in front.
+    /// Hand-written: hyper-util's equivalent (`Rewind`) is not public.
+    pub struct PrefixedStream {
+        prefix: Bytes,
+        #[pin]
+        inner: TcpStream,
+    }
+}
+
+impl PrefixedStream {
+    fn new(inner: TcpStream, prefix: Bytes) -> Self {
+        PrefixedStream { prefix, inner }
+    }
+}
+
+impl AsyncRead for PrefixedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.project();
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        this.inner.poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for PrefixedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.project().inner.poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.project().inner.poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {

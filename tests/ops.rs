@@ -351,6 +351,8 @@ async fn sigterm_drains_in_flight_requests() {
                 &addr.to_string(),
                 "--origin",
                 &origin.addr.to_string(),
+                "--admin",
+                "127.0.0.1:0",
             ])
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
@@ -489,6 +491,43 @@ async fn stat_prints_counters() {
         assert!(!out.status.success());
         assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach admin API"));
         node.stop().await;
+    })
+    .await;
+}
+
+/// PROXY protocol on a listener: the client address in the header is used (for
+/// X-Forwarded-For, geo) only when the load balancer is a trusted proxy; a connection
+/// without a header is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_protocol_client_address() {
+    within(20, async {
+        let origin = Origin::start(|_, _| Reply::ok("pp")).await;
+        for (trusted, expect) in [(true, "203.0.113.7"), (false, "127.0.0.1")] {
+            let mut cfg = config(&[origin.addr]);
+            cfg.listen[0].proxy_protocol = true;
+            if trusted {
+                cfg.client.trusted_proxies = vec!["127.0.0.1/32".into()];
+            }
+            let node = start(cfg).await;
+            let v1 = raw(
+                node.addr,
+                b"PROXY TCP4 203.0.113.7 127.0.0.1 5555 80\r\nGET /pp HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+                3,
+            )
+            .await;
+            assert!(v1.starts_with("HTTP/1.1 200"), "{v1}");
+            assert_eq!(origin.last().unwrap().headers.get("x-forwarded-for").unwrap(), expect);
+            let mut v2 = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+            v2.extend_from_slice(&[0x21, 0x11, 0, 12, 198, 51, 100, 9, 127, 0, 0, 1, 0x15, 0xb3, 0, 80]);
+            v2.extend_from_slice(b"GET /pp HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+            let got = raw(node.addr, &v2, 3).await;
+            assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+            let want = if trusted { "198.51.100.9" } else { "127.0.0.1" };
+            assert_eq!(origin.last().unwrap().headers.get("x-forwarded-for").unwrap(), want);
+            let none = raw(node.addr, b"GET /pp HTTP/1.1\r\nhost: x\r\n\r\n", 3).await;
+            assert!(none.is_empty(), "no PROXY header: closed, got {none}");
+            node.stop().await;
+        }
     })
     .await;
 }

@@ -92,6 +92,7 @@ impl Config {
             listen: vec![ListenConfig {
                 address: listen,
                 tls: None,
+                proxy_protocol: false,
             }],
             origin: origins
                 .iter()
@@ -210,6 +211,9 @@ pub struct ListenConfig {
     #[serde(deserialize_with = "units::de_socket_addr")]
     pub address: SocketAddr,
     pub tls: Option<TlsConfig>,
+    /// Expect a PROXY protocol v1/v2 header on every connection (behind a TCP load
+    /// balancer); its client address is believed only from `[client] trusted_proxies`.
+    pub proxy_protocol: bool,
 }
 
 impl Default for ListenConfig {
@@ -217,6 +221,7 @@ impl Default for ListenConfig {
         ListenConfig {
             address: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
             tls: None,
+            proxy_protocol: false,
         }
     }
 }
