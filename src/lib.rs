@@ -18,6 +18,7 @@ pub mod admin;
 pub mod body;
 pub mod cache;
 pub mod cli;
+pub mod cluster;
 pub mod coalesce;
 pub mod config;
 pub mod demo;

@@ -50,6 +50,17 @@ struct GeoLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeerLabel {
+    peer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeerOutcome {
+    peer: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
     kind: &'static str,
 }
@@ -78,6 +89,8 @@ pub struct Metrics {
     reloads: Family<ResultLabel, Counter>,
     origin_up: Family<OriginLabel, Gauge>,
     geo_decisions: Family<GeoLabels, Counter>,
+    peer_up: Family<PeerLabel, Gauge>,
+    peer_requests: Family<PeerOutcome, Counter>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -221,6 +234,18 @@ impl Metrics {
             "Geo routing decisions by chosen PoP and outcome",
             geo_decisions.clone(),
         );
+        let peer_up = Family::<PeerLabel, Gauge>::default();
+        registry.register(
+            "peer_up",
+            "1 when the cluster peer passes health checks",
+            peer_up.clone(),
+        );
+        let peer_requests = Family::<PeerOutcome, Counter>::default();
+        registry.register(
+            "peer_requests",
+            "Requests forwarded to cluster peers, by outcome",
+            peer_requests.clone(),
+        );
 
         let mut req_vec = Vec::with_capacity(RESULTS.len() * CLASSES.len());
         for result in RESULTS {
@@ -264,6 +289,8 @@ impl Metrics {
             reloads,
             origin_up,
             geo_decisions,
+            peer_up,
+            peer_requests,
         }
     }
 
@@ -350,6 +377,25 @@ impl Metrics {
         self.geo_decisions
             .get_or_create(&GeoLabels {
                 pop: pop.to_owned(),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// A cluster peer's health; names come from the bounded peer list.
+    pub fn peer_health(&self, peer: &str, up: bool) {
+        self.peer_up
+            .get_or_create(&PeerLabel {
+                peer: peer.to_owned(),
+            })
+            .set(i64::from(up));
+    }
+
+    /// One request forwarded to a peer: outcome is "ok", "5xx", "error" or "timeout".
+    pub fn peer_request(&self, peer: &str, outcome: &'static str) {
+        self.peer_requests
+            .get_or_create(&PeerOutcome {
+                peer: peer.to_owned(),
                 outcome,
             })
             .inc();
@@ -445,6 +491,14 @@ mod tests {
         m.geo_decision("eu-west", "local");
         let text = m.encode();
         assert!(text.contains("lacquer_geo_decisions_total{pop=\"eu-west\",outcome=\"local\"} 1"));
+        m.peer_health("shard-a", true);
+        m.peer_request("shard-a", "ok");
+        let text = m.encode();
+        assert!(
+            text.contains("lacquer_peer_up{peer=\"shard-a\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("lacquer_peer_requests_total{peer=\"shard-a\",outcome=\"ok\"} 1"));
         assert!(text.ends_with("# EOF\n"));
         let classic = m.encode_prometheus();
         assert!(

@@ -83,22 +83,27 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// What outlives a reload: the cache, the in-flight map and the metrics.
 #[derive(Clone)]
 pub struct Shared {
+    /// Built once: the purge log and peer health outlive reloads.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     pub store: Arc<Store>,
     pub coalescer: Arc<Coalescer>,
     pub metrics: Arc<Metrics>,
 }
 
 impl Shared {
-    pub fn new(cfg: &Config) -> Shared {
+    pub fn new(cfg: &Config) -> Result<Shared, StartError> {
         let metrics = Arc::new(Metrics::new());
         metrics
             .cache_capacity
             .set(i64::try_from(cfg.cache.memory).unwrap_or(i64::MAX));
-        Shared {
+        let cluster = crate::cluster::Cluster::from_config(cfg, metrics.clone())
+            .map_err(StartError::Config)?;
+        Ok(Shared {
+            cluster,
             store: Arc::new(Store::new(cfg.cache.memory, cfg.cache.max_variants)),
             coalescer: Coalescer::new(cfg.cache.max_waiters, cfg.cache.hit_for_miss_ttl),
             metrics,
-        }
+        })
     }
 }
 
@@ -209,6 +214,9 @@ impl Live {
         }
         if cfg.admin != applied.admin {
             notes.push("[admin] changes take effect at the next restart");
+        }
+        if cfg.cluster != applied.cluster || cfg.node != applied.node {
+            notes.push("[cluster] and [node] changes take effect at the next restart");
         }
         // Commit.
         proxy.origins.spawn_health_checks();
@@ -359,13 +367,17 @@ pub fn build_proxy(cfg: &Config, shared: &Shared) -> Result<Arc<Proxy>, StartErr
         settings,
         metrics,
         geo,
+        cluster: shared.cluster.clone(),
     }))
 }
 
 /// Bind every listener and start serving. Returns once the listeners are bound.
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
-    let shared = Shared::new(&cfg);
+    let shared = Shared::new(&cfg)?;
     let proxy = build_proxy(&cfg, &shared)?;
+    if let Some(cluster) = &shared.cluster {
+        cluster.spawn_health_checks();
+    }
     proxy.origins.spawn_health_checks();
     if let Some(geo) = &proxy.geo {
         geo.spawn_health_and_reload();

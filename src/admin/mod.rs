@@ -168,8 +168,15 @@ impl Admin {
             Route::Metrics => Ok(self.metrics()),
             Route::Purge => {
                 let body = input::read_body(body, &parts.headers, self.max_body).await?;
-                purge::purge(&self.proxy(), &self.node, &body)
+                purge::purge(&self.proxy(), &self.node, &body).await
             }
+            Route::Cluster => match &self.proxy().cluster {
+                Some(c) => Ok(json(StatusCode::OK, &c.status_json())),
+                None => Ok(json(
+                    StatusCode::OK,
+                    &serde_json::json!({"node": self.node, "enabled": false}),
+                )),
+            },
             Route::PushObject => {
                 let body = input::read_body(body, &parts.headers, self.max_body).await?;
                 objects::push(&self.proxy(), &parts, body)
@@ -229,6 +236,7 @@ enum Route {
     Health,
     Ready,
     Metrics,
+    Cluster,
     Purge,
     PushObject,
     InspectObject,
@@ -247,6 +255,7 @@ impl Route {
             "/ready" => only(&m, "GET", Route::Ready),
             "/metrics" => only(&m, "GET", Route::Metrics),
             "/purge" => only(&m, "POST", Route::Purge),
+            "/cluster" => only(&m, "GET", Route::Cluster),
             "/reload" => only(&m, "POST", Route::Reload),
             "/prewarm" => only(&m, "POST", Route::StartPrewarm),
             "/objects" => match m {

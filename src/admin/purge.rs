@@ -9,6 +9,7 @@ use super::error::{json, ApiError, ApiResult};
 use super::input::parse_json;
 use crate::cache::key::{key_for_url, CacheKey, KeyRules};
 use crate::cache::store::Purged;
+use crate::cluster::NodeAck;
 use crate::proxy::Proxy;
 
 /// Most URLs or keys in one purge call: bounds the work one request can ask for.
@@ -51,25 +52,20 @@ enum Target {
 }
 
 #[derive(Debug, Serialize)]
-struct NodeResult<'a> {
-    node: &'a str,
-    ok: bool,
-    purged: Purged,
-}
-
-#[derive(Debug, Serialize)]
-struct PurgeResponse<'a> {
+struct PurgeResponse {
     /// The scope actually applied.
     scope: Scope,
     requested_scope: Scope,
     soft: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     note: Option<&'static str>,
-    nodes: Vec<NodeResult<'a>>,
+    /// This node first, then every other node of the cluster (scope "cluster").
+    nodes: Vec<NodeAck>,
+    /// Summed over the nodes that answered.
     total: Purged,
 }
 
-pub fn purge(proxy: &Proxy, node: &str, body: &[u8]) -> ApiResult {
+pub async fn purge(proxy: &Proxy, node: &str, body: &[u8]) -> ApiResult {
     let req: PurgeRequest = parse_json(body)?;
     let target = target(&req, &proxy.key_rules)?;
     let started = std::time::Instant::now();
@@ -82,21 +78,49 @@ pub fn purge(proxy: &Proxy, node: &str, body: &[u8]) -> ApiResult {
     };
     proxy.metrics.purge(kind, purged.objects, started.elapsed());
     tracing::info!(target: "lacquer::admin", node, soft = req.soft, urls = purged.urls, objects = purged.objects, what = %describe(&target), "purged");
-    let note = (req.scope == Scope::Cluster)
-        .then_some("cluster scope is not available yet: purged this node only");
+    let mut nodes = vec![NodeAck {
+        node: node.to_string(),
+        ok: true,
+        latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        purged: serde_json::to_value(purged).ok(),
+        answer: None,
+        error: None,
+    }];
+    let mut total = purged;
+    let cluster = proxy
+        .cluster
+        .as_ref()
+        .filter(|_| req.scope == Scope::Cluster);
+    if let Some(cluster) = cluster {
+        // The body as sent (validated above); the fan-out forces its scope to "node".
+        let raw: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+        for ack in cluster.purge_all_nodes(raw).await {
+            if let Some(p) = &ack.purged {
+                let count = |k: &str| p.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+                let add = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+                total.urls = total.urls.saturating_add(add(count("urls")));
+                total.objects = total.objects.saturating_add(add(count("objects")));
+            }
+            nodes.push(ack);
+        }
+    }
+    let note = (req.scope == Scope::Cluster && cluster.is_none()).then_some(
+        "cluster scope is not available: this node is not in a cluster; purged this node only",
+    );
     Ok(json(
         StatusCode::OK,
         &PurgeResponse {
-            scope: Scope::Node,
+            scope: if cluster.is_some() {
+                Scope::Cluster
+            } else {
+                Scope::Node
+            },
             requested_scope: req.scope,
             soft: req.soft,
             note,
-            nodes: vec![NodeResult {
-                node,
-                ok: true,
-                purged,
-            }],
-            total: purged,
+            nodes,
+            total,
         },
     ))
 }

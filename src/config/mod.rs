@@ -7,6 +7,7 @@
 //! problems at once, each as `file:line: message`.
 
 mod cidr;
+mod cluster;
 mod geo;
 mod parse;
 mod units;
@@ -20,6 +21,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use cidr::{Cidr, CidrError};
+pub use cluster::{
+    ClusterConfig, HealthPort, PeerConfig, PeerRole, MAX_FANOUT_RETRIES, MAX_PEERS,
+    MAX_PEER_WEIGHT, MAX_PURGE_LOG,
+};
 pub use geo::{ClientConfig, GeoConfig, GeoMode};
 pub use units::{format_size, parse_duration, parse_size, MAX_DURATION};
 pub use validate::parse_host_port;
@@ -41,6 +46,7 @@ pub struct Config {
     pub log: LogConfig,
     pub client: ClientConfig,
     pub geo: GeoConfig,
+    pub cluster: ClusterConfig,
     /// The file this configuration was loaded from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -59,6 +65,7 @@ impl Default for Config {
             log: LogConfig::default(),
             client: ClientConfig::default(),
             geo: GeoConfig::default(),
+            cluster: ClusterConfig::default(),
             source: None,
         }
     }

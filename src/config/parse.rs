@@ -14,8 +14,9 @@ use toml::Spanned;
 use super::validate;
 use super::{Config, ConfigError, ConfigErrors};
 
-const TOP_LEVEL_KEYS: [&str; 10] = [
+const TOP_LEVEL_KEYS: [&str; 11] = [
     "node", "listen", "origin", "upstream", "cache", "limits", "admin", "log", "client", "geo",
+    "cluster",
 ];
 
 pub(crate) fn parse(text: &str, file: &str, base: Option<&Path>) -> Result<Config, ConfigErrors> {
@@ -88,6 +89,7 @@ fn set_section(
         "log" => config.log = de(value)?,
         "client" => config.client = de(value)?,
         "geo" => config.geo = de(value)?,
+        "cluster" => config.cluster = de(value)?,
         other => return Err(SectionError::UnknownKey(other.to_string())),
     }
     Ok(())
@@ -127,6 +129,11 @@ fn resolve_paths(config: &mut Config, base: &Path) {
         }
     }
     if let Some(token) = &mut config.admin.token_file {
+        if token.is_relative() && !token.as_os_str().is_empty() {
+            *token = base.join(&*token);
+        }
+    }
+    if let Some(token) = &mut config.cluster.token_file {
         if token.is_relative() && !token.as_os_str().is_empty() {
             *token = base.join(&*token);
         }

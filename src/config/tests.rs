@@ -135,6 +135,16 @@ fn shipped_config_sets_every_key() {
         "health_interval",
         "health_timeout",
         "reload_interval",
+        "peers",
+        "health_path",
+        "health_port",
+        "health_interval",
+        "health_timeout",
+        "ramp_up",
+        "fanout_timeout",
+        "fanout_retries",
+        "purge_log_size",
+        "hot_key_threshold",
     ] {
         assert!(
             text.lines().any(|l| l
@@ -218,7 +228,7 @@ access_log = false
 fn unknown_keys_have_lines() {
     assert_eq!(
         one_error("\n\nlistn = \"x\"\n"),
-        "t.toml:3: unknown field `listn`, expected one of `node`, `listen`, `origin`, `upstream`, `cache`, `limits`, `admin`, `log`, `client`, `geo`"
+        "t.toml:3: unknown field `listn`, expected one of `node`, `listen`, `origin`, `upstream`, `cache`, `limits`, `admin`, `log`, `client`, `geo`, `cluster`"
     );
     let e = one_error(&format!("{ORIGIN}[cache]\nmemory = 1\nmemroy = 2\n"));
     assert!(
@@ -591,4 +601,126 @@ fn geo_and_client_sections() {
         e.starts_with("t.toml:4: client.trusted_proxies: invalid CIDR"),
         "{e}"
     );
+}
+
+const PEERS: &str = r#"peers = [
+  { name = "edge-1", address = "10.0.0.1:80", admin = "10.0.0.1:6082", role = "edge" },
+  { name = "shard-a", address = "10.0.0.11:80", admin = "10.0.0.11:6082", weight = 2 },
+  { name = "shard-b", address = "10.0.0.12:80", admin = "10.0.0.12:6082", role = "shard" },
+]
+"#;
+
+#[test]
+fn cluster_section_parses() {
+    let text = format!(
+        "[node]\nname = \"shard-a\"\nrole = \"shard\"\n{ORIGIN}[cluster]\nenabled = true\nramp_up = \"10s\"\nhealth_port = \"public\"\n{PEERS}"
+    );
+    let c = Config::parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.cluster.enabled);
+    assert_eq!(c.cluster.peers.len(), 3);
+    assert_eq!(c.cluster.peers[0].role, PeerRole::Edge);
+    assert_eq!(
+        c.cluster.peers[1].role,
+        PeerRole::Shard,
+        "shard is the default"
+    );
+    assert_eq!(c.cluster.peers[1].weight, 2);
+    assert_eq!(c.cluster.peers[2].weight, 1);
+    assert_eq!(c.cluster.ramp_up, Duration::from_secs(10));
+    assert_eq!(c.cluster.health_port, HealthPort::Public);
+    assert_eq!(c.cluster.fall, 2);
+    // An edge may be listed or not; it needs no origin.
+    let edge =
+        format!("[node]\nname = \"edge-9\"\nrole = \"edge\"\n[cluster]\nenabled = true\n{PEERS}");
+    Config::parse(&edge, "t.toml").unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn cluster_errors_have_lines() {
+    let e = errors(&format!(
+        "{ORIGIN}[cluster]\npeers = [\n  {{ name = \"a b\", address = \"h:1\", admin = \"h:2\" }},\n  {{ name = \"x\", address = \"nope\", admin = \"h:2\", weight = 0 }},\n]\nfall = 0\nhealth_path = \"health\"\n"
+    ));
+    let all = e.join("\n");
+    assert!(
+        all.contains("t.toml:5: cluster.peers[0].name \"a b\" must be"),
+        "{all}"
+    );
+    assert!(
+        all.contains("t.toml:6: cluster.peers[1].address: \"nope\" is missing a port"),
+        "{all}"
+    );
+    assert!(
+        all.contains("t.toml:6: cluster.peers[1].admin \"h:2\" is used more than once"),
+        "{all}"
+    );
+    assert!(
+        all.contains("t.toml:6: cluster.peers[1].weight must be from 1 to 100"),
+        "{all}"
+    );
+    assert!(
+        all.contains("t.toml:8: cluster.fall must be greater than 0"),
+        "{all}"
+    );
+    assert!(
+        all.contains("t.toml:9: cluster.health_path \"health\" must start with '/'"),
+        "{all}"
+    );
+    let e = one_error(&format!(
+        "{ORIGIN}[cluster]\npeers = [{{ name = \"a\", bogus = 1 }}]\n"
+    ));
+    assert!(e.starts_with("t.toml:4: "), "{e}");
+    assert!(e.contains("unknown field `bogus`"), "{e}");
+    let e = one_error(&format!("{ORIGIN}[cluster]\nhealth_port = \"side\"\n"));
+    assert!(
+        e.starts_with("t.toml:4: cluster.health_port: unknown variant `side`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn enabled_cluster_needs_a_consistent_membership() {
+    let shard_b_only = "peers = [{ name = \"shard-b\", address = \"h:1\", admin = \"h:2\" }]\n";
+    // A shard that is not on the ring would never be sent anything.
+    let e = one_error(&format!(
+        "[node]\nname = \"shard-a\"\nrole = \"shard\"\n{ORIGIN}[cluster]\nenabled = true\n{shard_b_only}"
+    ));
+    assert!(
+        e.starts_with("t.toml:2: node.name \"shard-a\" must be listed"),
+        "{e}"
+    );
+    // An edge listed as a shard contradicts itself.
+    let e = one_error(&format!(
+        "[node]\nname = \"shard-b\"\nrole = \"edge\"\n[cluster]\nenabled = true\n{shard_b_only}"
+    ));
+    assert!(
+        e.contains("is an edge but cluster.peers lists it as a shard"),
+        "{e}"
+    );
+    // No shard at all.
+    let e = one_error(
+        "[node]\nrole = \"edge\"\n[cluster]\nenabled = true\npeers = [{ name = \"e\", address = \"h:1\", admin = \"h:2\", role = \"edge\" }]\n",
+    );
+    assert!(e.contains("at least one peer with role \"shard\""), "{e}");
+    // A standalone node has no place in a tier.
+    let e = one_error(&format!(
+        "{ORIGIN}[cluster]\nenabled = true\n{shard_b_only}"
+    ));
+    assert!(e.contains("node.role must be \"edge\" or \"shard\""), "{e}");
+    // Disabled: the membership rules wait until it is switched on.
+    Config::parse(&format!("{ORIGIN}[cluster]\n{shard_b_only}"), "t.toml").unwrap();
+}
+
+#[test]
+fn cluster_examples_load() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/cluster-example");
+    for (file, role) in [
+        ("edge.toml", Role::Edge),
+        ("shard-a.toml", Role::Shard),
+        ("shard-b.toml", Role::Shard),
+    ] {
+        let c = Config::load(&dir.join(file)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.node.role, role);
+        assert!(c.cluster.enabled);
+        assert_eq!(c.cluster.peers.len(), 3);
+    }
 }

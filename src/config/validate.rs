@@ -49,6 +49,7 @@ pub(crate) fn validate(config: &Config, at: &Locator<'_>) -> Vec<ConfigError> {
     check_log(&mut c, config);
     check_client(&mut c, config);
     check_geo(&mut c, config);
+    check_cluster(&mut c, config);
     c.errors
 }
 
@@ -374,6 +375,123 @@ fn check_geo(c: &mut Checker<'_, '_>, config: &Config) {
             format!("node.pop {name:?} is not in {}", g.pops.display()),
         ),
         Some(_) => {}
+    }
+}
+
+/// The peer list is checked even when the cluster is disabled, so a list being
+/// prepared is already known to be good when it is switched on.
+fn check_cluster(c: &mut Checker<'_, '_>, config: &Config) {
+    use super::{PeerRole, MAX_FANOUT_RETRIES, MAX_PEERS, MAX_PEER_WEIGHT, MAX_PURGE_LOG};
+    let k = &config.cluster;
+    if k.peers.len() > MAX_PEERS {
+        c.fail(
+            "cluster.peers",
+            format!(
+                "cluster.peers has {} entries; at most {MAX_PEERS}",
+                k.peers.len()
+            ),
+        );
+    }
+    let mut names = HashSet::new();
+    let mut addresses = HashSet::new();
+    for (i, peer) in k.peers.iter().enumerate() {
+        let path = format!("cluster.peers[{i}]");
+        // Names go into the hop marker header and metric labels.
+        if !is_token(&peer.name) {
+            c.fail(
+                &format!("{path}.name"),
+                format!(
+                    "{path}.name {:?} must be the peer's node.name: a non-empty token",
+                    peer.name
+                ),
+            );
+        } else if !names.insert(peer.name.as_str()) {
+            c.fail(
+                &format!("{path}.name"),
+                format!("{path}.name {:?} is listed more than once", peer.name),
+            );
+        }
+        for (field, value) in [("address", &peer.address), ("admin", &peer.admin)] {
+            match parse_host_port(value) {
+                Ok(_) if !addresses.insert(value.to_ascii_lowercase()) => c.fail(
+                    &format!("{path}.{field}"),
+                    format!("{path}.{field} {value:?} is used more than once"),
+                ),
+                Ok(_) => {}
+                Err(e) => c.fail(&format!("{path}.{field}"), format!("{path}.{field}: {e}")),
+            }
+        }
+        if !(1..=MAX_PEER_WEIGHT).contains(&peer.weight) {
+            c.fail(
+                &format!("{path}.weight"),
+                format!("{path}.weight must be from 1 to {MAX_PEER_WEIGHT}"),
+            );
+        }
+    }
+    // The health path is sent verbatim as a request-target (RFC 9112 §3.2.1).
+    if !k.health_path.starts_with('/') || !k.health_path.bytes().all(|b| b.is_ascii_graphic()) {
+        c.fail(
+            "cluster.health_path",
+            format!(
+                "cluster.health_path {:?} must start with '/' and contain no spaces or control characters",
+                k.health_path
+            ),
+        );
+    }
+    c.nonzero_duration("cluster.health_interval", k.health_interval);
+    c.nonzero_duration("cluster.health_timeout", k.health_timeout);
+    c.nonzero_duration("cluster.connect_timeout", k.connect_timeout);
+    c.nonzero_duration("cluster.fanout_timeout", k.fanout_timeout);
+    c.nonzero("cluster.fall", u64::from(k.fall));
+    c.nonzero("cluster.rise", u64::from(k.rise));
+    if k.fanout_retries > MAX_FANOUT_RETRIES {
+        c.fail(
+            "cluster.fanout_retries",
+            format!("cluster.fanout_retries must be at most {MAX_FANOUT_RETRIES}"),
+        );
+    }
+    if !(1..=MAX_PURGE_LOG).contains(&k.purge_log_size) {
+        c.fail(
+            "cluster.purge_log_size",
+            format!("cluster.purge_log_size must be from 1 to {MAX_PURGE_LOG}"),
+        );
+    }
+    if let Some(path) = &k.token_file {
+        if let Err(e) = read_token_file(path) {
+            c.fail("cluster.token_file", format!("cluster.token_file: {e}"));
+        }
+    }
+    if !k.enabled {
+        return;
+    }
+    if !k.peers.iter().any(|p| p.role == PeerRole::Shard) {
+        c.fail(
+            "cluster.peers",
+            "cluster.peers needs at least one peer with role \"shard\" when the cluster is enabled"
+                .to_string(),
+        );
+    }
+    let me = k.peers.iter().find(|p| p.name == config.node.name);
+    match (config.node.role, me.map(|p| p.role)) {
+        (Role::Shard, Some(PeerRole::Shard)) | (Role::Edge, None | Some(PeerRole::Edge)) => {}
+        (Role::Shard, _) => c.fail(
+            "node.name",
+            format!(
+                "node.name {:?} must be listed in cluster.peers with role \"shard\": edges only send a shard the keys the ring gives it",
+                config.node.name
+            ),
+        ),
+        (Role::Edge, Some(PeerRole::Shard)) => c.fail(
+            "node.name",
+            format!(
+                "node.name {:?} is an edge but cluster.peers lists it as a shard",
+                config.node.name
+            ),
+        ),
+        (Role::Standalone, _) => c.fail(
+            "node.role",
+            "node.role must be \"edge\" or \"shard\" when [cluster] is enabled".to_string(),
+        ),
     }
 }
 

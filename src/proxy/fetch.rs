@@ -41,14 +41,20 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
     let key = writer.flight().key.clone();
     let request_time = SystemTime::now();
     let started = Instant::now();
-    let resp = match proxy.origins.send(origin_request).await {
+    let (resp, from) = match proxy.upstream(&key, origin_request).await {
         Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(url = %key.url, error = %e, "origin fetch failed");
-            writer.fail(e.failure());
+        Err(why) => {
+            writer.fail(why);
             return;
         }
     };
+    // An edge keeps hot keys; the owning shard holds the rest. What came from the
+    // origin (no live shard) is kept, or every request would go to the origin.
+    let keep_locally = from == super::Upstream::Origin
+        || proxy
+            .cluster
+            .as_ref()
+            .map_or(true, |c| c.keep_locally(key.hash));
     let response_time = SystemTime::now();
     let stored_at = Instant::now();
     let (mut parts, body) = resp.into_parts();
@@ -116,19 +122,20 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
     let error_over_stale = parts.status.is_server_error() && stale.is_some();
     let verdict = policy::storable(&request, parts.status, &parts.headers, &proxy.policy);
     let too_big = content_length.is_some_and(|n| n > proxy.settings.max_object_size);
-    let mut storing =
+    let storable =
         verdict.is_ok() && variant.is_some() && !too_big && !error_over_stale && !bad_framing;
+    let mut storing = storable && keep_locally;
     // Shareable: the response is the same for anyone who asked the same thing. Errors over a
     // stale copy are shared (each waiter falls back to its stale copy) rather than releasing
     // every waiter to hammer a failing origin.
-    let shareable = storing || error_over_stale || (verdict.is_ok() && too_big);
+    let shareable = storable || error_over_stale || (verdict.is_ok() && too_big);
     let public = {
         let cc = crate::cache::control::CacheControl::parse(
             parts.headers.get_all(header::CACHE_CONTROL),
         );
         cc.public || cc.s_maxage.is_some()
     };
-    if storing {
+    if storable {
         proxy.coalescer.clear_hit_for_miss(key.hash);
     } else if !credentials && !error_over_stale {
         proxy.coalescer.mark_hit_for_miss(key.hash);

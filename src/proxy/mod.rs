@@ -55,6 +55,15 @@ pub struct Proxy {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Geo-routing, when `[geo] enabled`.
     pub geo: Option<Arc<crate::geo::Geo>>,
+    /// The PoP's cache tier, when `[cluster] enabled`.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
+}
+
+/// Where a fetch was answered from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    Shard,
+    Origin,
 }
 
 /// Who is asking, and over what.
@@ -190,8 +199,8 @@ impl Proxy {
         let req_body = ProxyBody::stream(body, self.settings.body_read_timeout, Some(limit));
         let origin_req = self.origin_request(&parts, client, req_body, false);
         let status = CacheStatus::fwd(if unsafe_method { "method" } else { "bypass" });
-        match self.origins.send(origin_req).await {
-            Ok(resp) => {
+        match self.upstream(&key, origin_req).await {
+            Ok((resp, _)) => {
                 let (mut rparts, rbody) = resp.into_parts();
                 headers::strip_hop_by_hop(&mut rparts.headers);
                 if unsafe_method && (rparts.status.is_success() || rparts.status.is_redirection()) {
@@ -202,15 +211,14 @@ impl Proxy {
                 let body = ProxyBody::stream(rbody, self.settings.between_bytes_timeout, None);
                 (Response::from_parts(rparts, body), status)
             }
-            Err(e) => {
+            Err(why) => {
                 if exceeded.load(std::sync::atomic::Ordering::Relaxed) {
                     return (
                         synthetic(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
                         status,
                     );
                 }
-                tracing::warn!(url = %key.url, error = %e, "pass request failed");
-                (failure_response(e.failure()), status)
+                (failure_response(why), status)
             }
         }
     }
@@ -224,6 +232,9 @@ impl Proxy {
         client: ClientInfo,
     ) -> (Response<ProxyBody>, CacheStatus) {
         let credentials = self.has_credentials(&parts.headers);
+        if let Some(cluster) = &self.cluster {
+            cluster.observe(key.hash);
+        }
         let now = Instant::now();
         let stored = self
             .store
@@ -356,6 +367,51 @@ impl Proxy {
                 self.deliver(&parts, outcome, fallback, st)
             }
         }
+    }
+
+    /// Step: fetch (DESIGN.md §2 step 8). An edge sends the request to the shard that
+    /// owns the key; a shard or standalone node, a request another node already
+    /// forwarded (hop marker), and an edge with no live shard use the origin pool.
+    pub async fn upstream(
+        &self,
+        key: &CacheKey,
+        req: OriginRequest,
+    ) -> Result<(Response<Incoming>, Upstream), FetchFailure> {
+        let req = match &self.cluster {
+            Some(cluster) if cluster.forwards(&req.headers) => match cluster.send(key, req).await {
+                Ok(resp) => return Ok((resp, Upstream::Shard)),
+                Err(e) if e.is_no_live_shard() => {
+                    tracing::debug!(url = %key.url, error = %e, "no live shard: asking the origins");
+                    match e.into_request() {
+                        Some(req) => req,
+                        None => return Err(FetchFailure::NoOrigin),
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(url = %key.url, error = %e, "shard fetch failed");
+                    return Err(e.failure());
+                }
+            },
+            _ => req,
+        };
+        match self.origins.send(req).await {
+            Ok(resp) => Ok((resp, Upstream::Origin)),
+            Err(e) => {
+                tracing::warn!(url = %key.url, error = %e, "origin fetch failed");
+                Err(e.failure())
+            }
+        }
+    }
+
+    /// The client's scheme: its own connection's, or, for a request another lacquer
+    /// node forwarded (over plain HTTP inside the PoP), the one that node saw.
+    fn client_https(&self, headers: &HeaderMap, client: ClientInfo) -> bool {
+        client.tls
+            || (self.cluster.is_some()
+                && crate::cluster::is_forwarded(headers)
+                && headers
+                    .get("x-forwarded-proto")
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")))
     }
 
     /// The Prometheus exposition, with the cache gauges read at scrape time.
@@ -562,9 +618,10 @@ impl Proxy {
         }
         headers::append_via(&mut h, &self.settings.via);
         headers::append_forwarded_for(&mut h, client.addr.ip());
+        let https = self.client_https(&parts.headers, client);
         h.insert(
             http::HeaderName::from_static("x-forwarded-proto"),
-            HeaderValue::from_static(if client.tls { "https" } else { "http" }),
+            HeaderValue::from_static(if https { "https" } else { "http" }),
         );
         let method = if fill {
             headers::strip_client_conditionals(&mut h);
@@ -590,7 +647,11 @@ impl Proxy {
     fn cache_key(&self, parts: &request::Parts, client: ClientInfo) -> Option<CacheKey> {
         let authority = authority_of(parts)?;
         let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let scheme = if client.tls { "https" } else { "http" };
+        let scheme = if self.client_https(&parts.headers, client) {
+            "https"
+        } else {
+            "http"
+        };
         Some(CacheKey::new(scheme, authority, pq, &self.key_rules))
     }
 

@@ -1,0 +1,172 @@
+//! The cache tier of a PoP (DESIGN.md §1): edges send each cache miss to the shard
+//! that owns the key on a consistent-hash ring; a dead shard's keys, and only its
+//! keys, move to the next live shard; with no live shard the edge uses the origins.
+//!
+//! - `ring`: the ring over shard peers, owners in fallback order
+//! - `peers`: peer health (active checks, passive marking, ramp-up after recovery)
+//! - `forward`: the pooled client toward owners, the hop marker, failover
+//! - `fanout`: purge / push / pre-warm to peers, with a purge log for catch-up
+//! - `hot`: hot-key detection, so an edge keeps very popular keys itself
+//! - `status`: the `GET /cluster` answer
+//!
+//! Freshness across tiers: a shard answers with `Age` (RFC 9111 §5.1) like any cache,
+//! and the edge computes the stored copy's age from it (`policy::freshness`, RFC 9111
+//! §4.2.3), so an edge's copy expires when the shard's does, never later.
+
+pub mod fanout;
+pub mod forward;
+pub mod hot;
+pub mod peers;
+pub mod ring;
+pub mod status;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::HeaderValue;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::body::ProxyBody;
+use crate::config::{ClusterConfig, Config, PeerRole, Role};
+use crate::metrics::Metrics;
+
+pub use fanout::NodeAck;
+pub use forward::{is_forwarded, ForwardError, HOP_HEADER};
+pub use hot::HotKeys;
+pub use peers::Peer;
+pub use ring::Ring;
+
+/// Idle keep-alive connections kept per peer: edges send every miss to a handful
+/// of shards, so the pool is what keeps forwarding cheap.
+const POOL_IDLE_PER_PEER: usize = 256;
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// This node's view of the cluster.
+pub struct Cluster {
+    node: String,
+    role: Role,
+    pop: Option<String>,
+    /// Every configured peer, this node's own entry included (marked `is_self`).
+    peers: Vec<Arc<Peer>>,
+    /// The shard peers.
+    ring: Ring,
+    client: Client<HttpConnector, ProxyBody>,
+    cfg: ClusterConfig,
+    first_byte_timeout: Duration,
+    /// Bearer token for peers' admin APIs.
+    token: Option<String>,
+    /// `X-Lacquer-Hop: <node name>`.
+    hop_value: HeaderValue,
+    log: Mutex<fanout::PurgeLog>,
+    pub hot: HotKeys,
+    metrics: Arc<Metrics>,
+}
+
+impl Cluster {
+    /// The cluster of a configuration, `None` when `[cluster]` is disabled. Reads the
+    /// peers' token (`cluster.token_file`, else `admin.token_file`).
+    pub fn from_config(
+        cfg: &Config,
+        metrics: Arc<Metrics>,
+    ) -> Result<Option<Arc<Cluster>>, String> {
+        if !cfg.cluster.enabled {
+            return Ok(None);
+        }
+        let token = cfg
+            .cluster
+            .read_token(&cfg.admin)
+            .map_err(|e| format!("cluster token: {e}"))?;
+        Cluster::new(cfg, token, metrics).map(Some)
+    }
+
+    /// A cluster from `cfg.cluster` whatever its `enabled` says (tests, tools).
+    pub fn new(
+        cfg: &Config,
+        token: Option<String>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Cluster>, String> {
+        let c = &cfg.cluster;
+        let peers = c
+            .peers
+            .iter()
+            .map(|p| Peer::from_config(p, p.name == cfg.node.name).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ring = Ring::new(
+            peers
+                .iter()
+                .filter(|p| p.role == PeerRole::Shard)
+                .cloned()
+                .collect(),
+        );
+        let hop_value = HeaderValue::from_str(&cfg.node.name)
+            .map_err(|_| format!("node.name {:?} is not a header value", cfg.node.name))?;
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(c.connect_timeout));
+        connector.set_nodelay(true);
+        connector.set_keepalive(Some(Duration::from_secs(60)));
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_max_idle_per_host(POOL_IDLE_PER_PEER)
+            .build(connector);
+        Ok(Arc::new(Cluster {
+            node: cfg.node.name.clone(),
+            role: cfg.node.role,
+            pop: cfg.node.pop.clone(),
+            peers,
+            ring,
+            client,
+            first_byte_timeout: cfg.upstream.first_byte_timeout,
+            token,
+            hop_value,
+            log: Mutex::new(fanout::PurgeLog::new(c.purge_log_size)),
+            hot: HotKeys::new(c.hot_key_threshold),
+            cfg: c.clone(),
+            metrics,
+        }))
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn peers(&self) -> &[Arc<Peer>] {
+        &self.peers
+    }
+
+    pub fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    pub fn peer(&self, name: &str) -> Option<&Arc<Peer>> {
+        self.peers.iter().find(|p| p.name == name)
+    }
+
+    /// Count a request for `key_hash` toward hot-key detection (edges only).
+    pub fn observe(&self, key_hash: u128) {
+        if self.role == Role::Edge {
+            self.hot.observe(key_hash);
+        }
+    }
+
+    /// Whether a response fetched through the tier is kept in this node's own cache:
+    /// always on a shard or a standalone node; on an edge with hot-key tracking, only
+    /// hot keys (the shard holds the rest, and edge memory is for the crowd's keys).
+    pub fn keep_locally(&self, key_hash: u128) -> bool {
+        self.role != Role::Edge || !self.hot.enabled() || self.hot.is_hot(key_hash)
+    }
+
+    /// Whether a request with these headers goes to the tier rather than the origins:
+    /// only an edge forwards, and never a request that another node already forwarded
+    /// (loops are impossible whatever the nodes believe about each other's health).
+    pub fn forwards(&self, headers: &http::HeaderMap) -> bool {
+        self.role == Role::Edge && !is_forwarded(headers)
+    }
+}
