@@ -35,6 +35,145 @@ async fn admin_call(addr: SocketAddr, method: http::Method, path: &str, body: &s
     serde_json::from_slice(&got.body).unwrap()
 }
 
+/// Start a PoP: `members` as (name, role, last octet of 127.0.0.x) in front of `origin`.
+async fn pop(
+    origin: SocketAddr,
+    spec: &[(&'static str, &'static str, u8)],
+) -> (Vec<Member>, Vec<Node>) {
+    let members: Vec<Member> = spec
+        .iter()
+        .map(|&(name, role, last)| Member {
+            name,
+            role,
+            public: free_addr([127, 0, 0, last]),
+            admin: free_addr([127, 0, 0, last]),
+        })
+        .collect();
+    let peers: String = members
+        .iter()
+        .map(|m| {
+            format!(
+                "  {{ name = \"{}\", address = \"{}\", admin = \"{}\", role = \"{}\" }},\n",
+                m.name, m.public, m.admin, m.role
+            )
+        })
+        .collect();
+    let mut nodes = Vec::new();
+    for m in &members {
+        let text = format!(
+            "[node]\nname = \"{}\"\nrole = \"{}\"\n[[listen]]\naddress = \"{}\"\n[[origin]]\naddress = \"{}\"\n[origin.health]\nenabled = false\n[admin]\naddress = \"{}\"\n[log]\naccess_log = false\n[cluster]\nenabled = true\nhealth_interval = \"100ms\"\nfall = 1\nramp_up = \"0s\"\npeers = [\n{peers}]\n",
+            m.name, m.role, m.public, origin, m.admin
+        );
+        let cfg = Config::parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
+        nodes.push(start(cfg).await);
+    }
+    (members, nodes)
+}
+
+/// 3 edges + 3 shards: a herd spread over all edges makes exactly one origin request;
+/// a purge by surrogate key is acknowledged by all six nodes; killing a shard under
+/// traffic fails no request and moves only that shard's keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_edges_three_shards_herd_purge_and_failover() {
+    within(60, async {
+        let origin = Origin::start(|s, _| {
+            let delay = if s.path == "/herd" { 500 } else { 0 };
+            Reply::ok("hello")
+                .cc("max-age=300")
+                .header("surrogate-key", "all")
+                .delay_ms(delay)
+        })
+        .await;
+        let (members, mut nodes) = pop(
+            origin.addr,
+            &[
+                ("e1", "edge", 41),
+                ("e2", "edge", 42),
+                ("e3", "edge", 43),
+                ("s1", "shard", 44),
+                ("s2", "shard", 45),
+                ("s3", "shard", 46),
+            ],
+        )
+        .await;
+        // Edges started before the shards saw them down; let health checks (100 ms,
+        // rise 2) bring them up before the herd.
+        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        let edges: Vec<SocketAddr> = nodes[..3].iter().map(|n| n.addr).collect();
+        let mut herd = Vec::new();
+        for i in 0..300 {
+            let (c, addr) = (client(), edges[i % 3]);
+            herd.push(tokio::spawn(async move {
+                send(
+                    &c,
+                    addr,
+                    http::Method::GET,
+                    "/herd",
+                    &[("host", "example.com")],
+                    bytes::Bytes::new(),
+                )
+                .await
+            }));
+        }
+        for h in herd {
+            let g = h.await.unwrap();
+            assert_eq!(g.status, 200);
+            assert_eq!(g.text(), "hello");
+        }
+        assert_eq!(
+            origin.count("/herd"),
+            1,
+            "one origin request for the whole PoP"
+        );
+
+        // Fill 60 keys through one edge, then purge them all by surrogate key.
+        for i in 0..60 {
+            nodes[0]
+                .get_with(&format!("/k{i}"), &[("host", "example.com")])
+                .await;
+        }
+        let answer = admin_call(
+            members[0].admin,
+            http::Method::POST,
+            "/purge",
+            r#"{"surrogate_keys":["all"],"scope":"cluster"}"#,
+        )
+        .await;
+        let acked = answer["nodes"].as_array().unwrap();
+        assert_eq!(acked.len(), 6, "{answer}");
+        assert!(acked.iter().all(|n| n["ok"] == true), "{answer}");
+        for i in 0..60 {
+            nodes[1]
+                .get_with(&format!("/k{i}"), &[("host", "example.com")])
+                .await;
+        }
+        let before: usize = (0..60).map(|i| origin.count(&format!("/k{i}"))).sum();
+        assert_eq!(before, 120, "every key refetched once after the purge");
+
+        // Kill s3 and keep asking: no errors; only s3's keys are fetched again.
+        let s3 = nodes.pop().unwrap();
+        s3.stop().await;
+        for i in 0..60 {
+            let g = nodes[2]
+                .get_with(&format!("/k{i}"), &[("host", "example.com")])
+                .await;
+            assert_eq!(g.status, 200, "k{i} after a shard died");
+        }
+        let moved: usize = (0..60)
+            .map(|i| origin.count(&format!("/k{i}")))
+            .sum::<usize>()
+            - before;
+        assert!(
+            moved > 0 && moved < 40,
+            "about a third of the keys moved, got {moved} of 60"
+        );
+        for n in nodes {
+            n.stop().await;
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_pop_fetches_each_object_once_and_purges_everywhere() {
     within(60, async {
