@@ -255,3 +255,61 @@ async fn a_pop_fetches_each_object_once_and_purges_everywhere() {
     })
     .await;
 }
+
+/// Measurement, not a check (run with `--ignored --nocapture`): purge propagation
+/// latency across a 6-node PoP, as acknowledged per node by the cluster purge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement: prints purge propagation latency percentiles"]
+async fn measure_purge_propagation_latency() {
+    within(120, async {
+        let origin = Origin::start(|_, _| Reply::ok("x").cc("max-age=300").header("surrogate-key", "t")).await;
+        let (members, nodes) = pop(
+            origin.addr,
+            &[
+                ("e1", "edge", 51),
+                ("e2", "edge", 52),
+                ("e3", "edge", 53),
+                ("s1", "shard", 54),
+                ("s2", "shard", 55),
+                ("s3", "shard", 56),
+            ],
+        )
+        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        let mut per_node = Vec::new();
+        let mut whole = Vec::new();
+        for i in 0..200 {
+            nodes[i % 3].get_with(&format!("/p{i}"), &[("host", "example.com")]).await;
+            let started = std::time::Instant::now();
+            let answer = admin_call(
+                members[0].admin,
+                http::Method::POST,
+                "/purge",
+                r#"{"surrogate_keys":["t"],"scope":"cluster"}"#,
+            )
+            .await;
+            whole.push(started.elapsed().as_secs_f64() * 1000.0);
+            for n in answer["nodes"].as_array().unwrap() {
+                assert_eq!(n["ok"], true, "{answer}");
+                if let Some(ms) = n["latency_ms"].as_f64() {
+                    per_node.push(ms);
+                }
+            }
+        }
+        let pct = |v: &mut Vec<f64>, p: f64| {
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            v[((v.len() as f64 - 1.0) * p).round() as usize]
+        };
+        println!(
+            "purge propagation over 6 nodes, 200 purges: per-peer ack p50 {:.2} ms p99 {:.2} ms; whole cluster purge p50 {:.2} ms p99 {:.2} ms",
+            pct(&mut per_node, 0.5),
+            pct(&mut per_node, 0.99),
+            pct(&mut whole, 0.5),
+            pct(&mut whole, 0.99)
+        );
+        for n in nodes {
+            n.stop().await;
+        }
+    })
+    .await;
+}
