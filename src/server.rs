@@ -523,17 +523,14 @@ async fn serve_connection(
     let idle_timeout = limits.idle_timeout;
     match tls {
         None => {
-            let conn = watcher.watch(
-                builder
-                    .serve_connection(TokioIo::new(idle), svc)
-                    .into_owned(),
-            );
-            tokio::select! {
-                r = conn => if let Err(e) = r {
-                    tracing::debug!(%peer, error = %e, "connection ended with error");
-                },
-                _ = activity.idle_for(idle_timeout) => tracing::debug!(%peer, "closing idle connection"),
-            }
+            let conn = builder.serve_connection(TokioIo::new(idle), svc);
+            until_idle(
+                watcher.watch(conn.into_owned()),
+                &activity,
+                idle_timeout,
+                peer,
+            )
+            .await;
         }
         Some(acceptor) => {
             let handshake =
@@ -549,18 +546,30 @@ async fn serve_connection(
                     return;
                 }
             };
-            let conn = watcher.watch(
-                builder
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .into_owned(),
-            );
-            tokio::select! {
-                r = conn => if let Err(e) = r {
-                    tracing::debug!(%peer, error = %e, "connection ended with error");
-                },
-                _ = activity.idle_for(idle_timeout) => tracing::debug!(%peer, "closing idle connection"),
-            }
+            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+            until_idle(
+                watcher.watch(conn.into_owned()),
+                &activity,
+                idle_timeout,
+                peer,
+            )
+            .await;
         }
+    }
+}
+
+/// Serve a connection until it ends or nothing has moved on it for `idle`.
+async fn until_idle<E: std::fmt::Display>(
+    conn: impl std::future::Future<Output = Result<(), E>>,
+    activity: &Activity,
+    idle: Duration,
+    peer: SocketAddr,
+) {
+    tokio::select! {
+        r = conn => if let Err(e) = r {
+            tracing::debug!(%peer, error = %e, "connection ended with error");
+        },
+        _ = activity.idle_for(idle) => tracing::debug!(%peer, "closing idle connection"),
     }
 }
 

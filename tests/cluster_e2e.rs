@@ -178,38 +178,16 @@ async fn three_edges_three_shards_herd_purge_and_failover() {
 async fn a_pop_fetches_each_object_once_and_purges_everywhere() {
     within(60, async {
         let origin = Origin::start(|_, _| Reply::ok("hello").cc("max-age=300")).await;
-        let members: Vec<Member> = [
-            ("edge-1", "edge", 31),
-            ("edge-2", "edge", 32),
-            ("shard-a", "shard", 33),
-            ("shard-b", "shard", 34),
-        ]
-        .into_iter()
-        .map(|(name, role, last)| Member {
-            name,
-            role,
-            public: free_addr([127, 0, 0, last]),
-            admin: free_addr([127, 0, 0, last]),
-        })
-        .collect();
-        let peers: String = members
-            .iter()
-            .map(|m| {
-                format!(
-                    "  {{ name = \"{}\", address = \"{}\", admin = \"{}\", role = \"{}\" }},\n",
-                    m.name, m.public, m.admin, m.role
-                )
-            })
-            .collect();
-        let mut nodes = Vec::new();
-        for m in &members {
-            let text = format!(
-                "[node]\nname = \"{}\"\nrole = \"{}\"\n[[listen]]\naddress = \"{}\"\n[[origin]]\naddress = \"{}\"\n[origin.health]\nenabled = false\n[admin]\naddress = \"{}\"\n[log]\naccess_log = false\n[cluster]\nenabled = true\nhealth_interval = \"100ms\"\nfall = 1\nramp_up = \"0s\"\npeers = [\n{peers}]\n",
-                m.name, m.role, m.public, origin.addr, m.admin
-            );
-            let cfg = Config::parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
-            nodes.push(start(cfg).await);
-        }
+        let (members, mut nodes) = pop(
+            origin.addr,
+            &[
+                ("edge-1", "edge", 31),
+                ("edge-2", "edge", 32),
+                ("shard-a", "shard", 33),
+                ("shard-b", "shard", 34),
+            ],
+        )
+        .await;
         let host = [("host", "example.com")];
         for path in ["/a", "/b", "/c", "/d"] {
             for edge in &nodes[..2] {
@@ -219,7 +197,11 @@ async fn a_pop_fetches_each_object_once_and_purges_everywhere() {
                 let via = got.header("via").unwrap_or("");
                 assert!(via.contains("shard-"), "filled through a shard: {via}");
             }
-            assert_eq!(origin.count(path), 1, "{path}: once per PoP, not once per edge");
+            assert_eq!(
+                origin.count(path),
+                1,
+                "{path}: once per PoP, not once per edge"
+            );
         }
 
         let status = admin_call(members[0].admin, http::Method::GET, "/cluster", "").await;
