@@ -87,6 +87,7 @@ pub struct Metrics {
     pub connections_open: Gauge,
     pub connections_accepted: Counter,
     reloads: Family<ResultLabel, Counter>,
+    tls_handshakes: Family<ResultLabel, Counter>,
     origin_up: Family<OriginLabel, Gauge>,
     geo_decisions: Family<GeoLabels, Counter>,
     peer_up: Family<PeerLabel, Gauge>,
@@ -216,6 +217,12 @@ impl Metrics {
             "Client connections accepted",
             connections_accepted.clone(),
         );
+        let tls_handshakes = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "tls_handshakes",
+            "Client TLS handshakes by result (ok, failed, timeout)",
+            tls_handshakes.clone(),
+        );
         let reloads = Family::<ResultLabel, Counter>::default();
         registry.register(
             "config_reloads",
@@ -287,6 +294,7 @@ impl Metrics {
             connections_open,
             connections_accepted,
             reloads,
+            tls_handshakes,
             origin_up,
             geo_decisions,
             peer_up,
@@ -350,6 +358,13 @@ impl Metrics {
     /// One pre-warmed URL: result is "ok" or "failed".
     pub fn prewarm(&self, result: &'static str) {
         self.prewarm_objects
+            .get_or_create(&ResultLabel { result })
+            .inc();
+    }
+
+    /// One client TLS handshake: result is "ok", "failed" or "timeout".
+    pub fn tls_handshake(&self, result: &'static str) {
+        self.tls_handshakes
             .get_or_create(&ResultLabel { result })
             .inc();
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -27,6 +28,92 @@ pub struct Origin {
     fails: AtomicU32,
     passes: AtomicU32,
     health: HealthConfig,
+    scheme: Scheme,
+    client: OriginClient,
+}
+
+/// A pooled client for one origin: plain HTTP, or HTTPS with its own roots and SNI.
+#[derive(Clone, Debug)]
+enum OriginClient {
+    Plain(Client<HttpConnector, ProxyBody>),
+    Tls(Client<HttpsConnector<HttpConnector>, ProxyBody>),
+}
+
+impl OriginClient {
+    fn request(&self, req: Request<ProxyBody>) -> hyper_util::client::legacy::ResponseFuture {
+        match self {
+            OriginClient::Plain(c) => c.request(req),
+            OriginClient::Tls(c) => c.request(req),
+        }
+    }
+}
+
+fn build_client(o: &OriginConfig, cfg: &UpstreamConfig) -> Result<OriginClient, String> {
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(cfg.connect_timeout));
+    http.set_nodelay(true);
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(cfg.pool_idle_timeout)
+        .pool_max_idle_per_host(cfg.pool_max_idle_per_origin);
+    if !o.tls {
+        return Ok(OriginClient::Plain(builder.build(http)));
+    }
+    http.enforce_http(false);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots(o)?)
+        .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only();
+    let https = match &o.sni {
+        Some(name) => {
+            let name = rustls_pki_types::ServerName::try_from(name.clone())
+                .map_err(|e| format!("origin {} sni {name:?}: {e}", o.address))?;
+            https.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name))
+        }
+        None => https,
+    };
+    Ok(OriginClient::Tls(
+        builder.build(https.enable_http1().wrap_connector(http)),
+    ))
+}
+
+/// The CAs trusted for an origin: its `ca_file`, else the system's store.
+fn roots(o: &OriginConfig) -> Result<rustls::RootCertStore, String> {
+    use rustls_pki_types::pem::PemObject;
+    let mut store = rustls::RootCertStore::empty();
+    match &o.ca_file {
+        Some(path) => {
+            for cert in rustls_pki_types::CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+            {
+                let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
+                store
+                    .add(cert)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for cert in found.certs {
+                let _ = store.add(cert);
+            }
+        }
+    }
+    if store.is_empty() {
+        return Err(format!(
+            "origin {}: no CA certificates to verify it with",
+            o.address
+        ));
+    }
+    Ok(store)
 }
 
 impl Origin {
@@ -96,7 +183,6 @@ pub struct OriginPool {
     /// Round-robin schedule: each origin index repeated `weight` times.
     schedule: Vec<usize>,
     next: AtomicUsize,
-    client: Client<HttpConnector, ProxyBody>,
     cfg: UpstreamConfig,
     metrics: Arc<Metrics>,
 }
@@ -122,27 +208,18 @@ impl OriginPool {
                 fails: AtomicU32::new(0),
                 passes: AtomicU32::new(0),
                 health: o.health.clone(),
+                scheme: if o.tls { Scheme::HTTPS } else { Scheme::HTTP },
+                client: build_client(o, cfg)?,
             }));
             // Weights are small integers; cap the schedule so a huge weight cannot blow memory.
             for _ in 0..o.weight.clamp(1, 100) {
                 schedule.push(i);
             }
         }
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(cfg.connect_timeout));
-        connector.set_nodelay(true);
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(cfg.pool_idle_timeout)
-            .pool_max_idle_per_host(cfg.pool_max_idle_per_origin)
-            .build(connector);
         Ok(Arc::new(OriginPool {
             origins: list,
             schedule,
             next: AtomicUsize::new(0),
-            client,
             cfg: cfg.clone(),
             metrics,
         }))
@@ -215,7 +292,7 @@ impl OriginPool {
     ) -> Result<Response<Incoming>, OriginError> {
         let origin = &self.origins[idx];
         let uri = Uri::builder()
-            .scheme(Scheme::HTTP)
+            .scheme(origin.scheme.clone())
             .authority(origin.authority.clone())
             .path_and_query(path_and_query)
             .build()
@@ -227,7 +304,7 @@ impl OriginPool {
         *req.headers_mut() = headers;
         let timeout = self.cfg.first_byte_timeout;
         let started = tokio::time::Instant::now();
-        let result = match tokio::time::timeout(timeout, self.client.request(req)).await {
+        let result = match tokio::time::timeout(timeout, origin.client.request(req)).await {
             Ok(Ok(resp)) => {
                 origin.record(true);
                 Ok(resp)
@@ -291,7 +368,7 @@ impl OriginPool {
             return false;
         };
         let Ok(uri) = Uri::builder()
-            .scheme(Scheme::HTTP)
+            .scheme(origin.scheme.clone())
             .authority(origin.authority.clone())
             .path_and_query(pq)
             .build()
@@ -304,7 +381,7 @@ impl OriginPool {
             http::header::USER_AGENT,
             http::HeaderValue::from_static("lacquer-health"),
         );
-        match tokio::time::timeout(h.timeout, self.client.request(req)).await {
+        match tokio::time::timeout(h.timeout, origin.client.request(req)).await {
             Ok(Ok(resp)) => {
                 let s = resp.status().as_u16();
                 // Drain so the connection goes back to the pool.

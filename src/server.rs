@@ -511,6 +511,7 @@ async fn serve_connection(
         tls: tls.is_some(),
     };
     let in_flight = activity.clone();
+    let metrics = live.shared.metrics.clone();
     let svc = service_fn(move |req| {
         let proxy = live.proxy();
         let waiting = in_flight.begin();
@@ -536,12 +537,17 @@ async fn serve_connection(
             let handshake =
                 tokio::time::timeout(limits.header_read_timeout, acceptor.accept(idle)).await;
             let stream = match handshake {
-                Ok(Ok(s)) => s,
+                Ok(Ok(s)) => {
+                    metrics.tls_handshake("ok");
+                    s
+                }
                 Ok(Err(e)) => {
+                    metrics.tls_handshake("failed");
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
                     return;
                 }
                 Err(_) => {
+                    metrics.tls_handshake("timeout");
                     tracing::debug!(%peer, "TLS handshake timed out");
                     return;
                 }

@@ -531,3 +531,66 @@ async fn proxy_protocol_client_address() {
     })
     .await;
 }
+
+/// HTTPS to an origin: SNI and verification against the configured CA; a response from
+/// an origin whose certificate is not trusted is a clean 502.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_origin_with_sni_and_ca() {
+    within(20, async {
+        let dir = temp_path("origin-tls");
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key, _) = write_cert(&dir, "origin", &["origin.test"]);
+        let (other, _, _) = write_cert(&dir, "other", &["other.test"]);
+        // A TLS origin: rustls acceptor in front of a tiny hyper service.
+        let tls = lacquer::tls::Tls::new(vec![lacquer::tls::CertPaths {
+            cert: cert.clone(),
+            key,
+        }])
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((s, _)) = listener.accept().await else {
+                    continue;
+                };
+                let acceptor = tls.acceptor();
+                tokio::spawn(async move {
+                    let Ok(s) = acceptor.accept(s).await else {
+                        return;
+                    };
+                    let sni = s.get_ref().1.server_name().unwrap_or("").to_owned();
+                    let svc = hyper::service::service_fn(move |_req| {
+                        let body = format!("secure via {sni}");
+                        async move {
+                            let mut r =
+                                http::Response::new(http_body_util::Full::new(Bytes::from(body)));
+                            r.headers_mut()
+                                .insert("cache-control", "max-age=60".parse().unwrap());
+                            Ok::<_, std::convert::Infallible>(r)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(s), svc)
+                        .await;
+                });
+            }
+        });
+        for (ca, want) in [(&cert, 200u16), (&other, 502)] {
+            let mut cfg = config(&[addr]);
+            cfg.origin[0].tls = true;
+            cfg.origin[0].sni = Some("origin.test".into());
+            cfg.origin[0].ca_file = Some(ca.clone());
+            let node = start(cfg).await;
+            let g = node.get("/s").await;
+            assert_eq!(g.status, want, "{}", g.text());
+            if want == 200 {
+                assert_eq!(g.text(), "secure via origin.test");
+                assert!(node.get("/s").await.is_hit());
+            }
+            node.stop().await;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}

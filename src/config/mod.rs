@@ -269,6 +269,13 @@ pub struct OriginConfig {
     pub address: String,
     pub weight: u32,
     pub health: HealthConfig,
+    /// Talk HTTPS to this origin.
+    pub tls: bool,
+    /// Name sent as SNI and verified in the origin's certificate (default: the host
+    /// part of `address`).
+    pub sni: Option<String>,
+    /// PEM file of CA certificates to trust for this origin (default: the system's).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for OriginConfig {
@@ -277,6 +284,9 @@ impl Default for OriginConfig {
             address: String::new(),
             weight: 1,
             health: HealthConfig::default(),
+            tls: false,
+            sni: None,
+            ca_file: None,
         }
     }
 }

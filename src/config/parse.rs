@@ -128,6 +128,13 @@ fn resolve_paths(config: &mut Config, base: &Path) {
             }
         }
     }
+    for origin in &mut config.origin {
+        if let Some(ca) = &mut origin.ca_file {
+            if ca.is_relative() && !ca.as_os_str().is_empty() {
+                *ca = base.join(&*ca);
+            }
+        }
+    }
     if let Some(token) = &mut config.admin.token_file {
         if token.is_relative() && !token.as_os_str().is_empty() {
             *token = base.join(&*token);

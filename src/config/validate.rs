@@ -164,6 +164,22 @@ fn check_origins(c: &mut Checker<'_, '_>, config: &Config) {
                 format!("{path}.weight must be greater than 0"),
             );
         }
+        if let Some(ca) = &origin.ca_file {
+            if !ca.is_file() {
+                c.fail(
+                    &format!("{path}.ca_file"),
+                    format!("{path}.ca_file: file {} does not exist", ca.display()),
+                );
+            }
+        }
+        if let Some(sni) = &origin.sni {
+            if rustls_pki_types::ServerName::try_from(sni.as_str()).is_err() {
+                c.fail(
+                    &format!("{path}.sni"),
+                    format!("{path}.sni {sni:?} is not a valid server name"),
+                );
+            }
+        }
         check_health(c, &path, origin);
     }
 }
