@@ -83,8 +83,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// What outlives a reload: the cache, the in-flight map and the metrics.
 #[derive(Clone)]
 pub struct Shared {
-    /// Built once: the purge log and peer health outlive reloads.
-    pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// The cluster view: kept across reloads (purge log, peer health) unless the
+    /// `[cluster]` or `[node]` section changed, when a reload builds a new one.
+    pub cluster: Arc<arc_swap::ArcSwapOption<crate::cluster::Cluster>>,
     pub store: Arc<Store>,
     pub coalescer: Arc<Coalescer>,
     pub metrics: Arc<Metrics>,
@@ -99,7 +100,7 @@ impl Shared {
         let cluster = crate::cluster::Cluster::from_config(cfg, metrics.clone())
             .map_err(StartError::Config)?;
         Ok(Shared {
-            cluster,
+            cluster: Arc::new(arc_swap::ArcSwapOption::new(cluster)),
             store: Arc::new(Store::new(cfg.cache.memory, cfg.cache.max_variants)),
             coalescer: Coalescer::new(cfg.cache.max_waiters, cfg.cache.hit_for_miss_ttl),
             metrics,
@@ -171,7 +172,14 @@ impl Live {
     async fn apply(self: &Arc<Self>, cfg: Config) -> Result<String, String> {
         let mut applied = self.applied.lock().await;
         // Prepare: nothing below changes the running node until every step succeeded.
-        let proxy = build_proxy(&cfg, &self.shared).map_err(|e| e.to_string())?;
+        // A changed peer list builds a new ring: only keys whose owner changed move.
+        let membership_changed = cfg.cluster != applied.cluster || cfg.node != applied.node;
+        let cluster = if membership_changed {
+            crate::cluster::Cluster::from_config(&cfg, self.shared.metrics.clone())?
+        } else {
+            self.shared.cluster.load_full()
+        };
+        let proxy = build_proxy(&cfg, &self.shared, cluster.clone()).map_err(|e| e.to_string())?;
         let mut kept_tls = Vec::new();
         let mut fresh = Vec::new();
         {
@@ -215,10 +223,18 @@ impl Live {
         if cfg.admin != applied.admin {
             notes.push("[admin] changes take effect at the next restart");
         }
-        if cfg.cluster != applied.cluster || cfg.node != applied.node {
-            notes.push("[cluster] and [node] changes take effect at the next restart");
+        if membership_changed {
+            notes.push(
+                "cluster membership rebuilt; purges not yet delivered by the old view are dropped",
+            );
         }
         // Commit.
+        if membership_changed {
+            if let Some(c) = &cluster {
+                c.spawn_health_checks();
+            }
+            self.shared.cluster.store(cluster);
+        }
         proxy.origins.spawn_health_checks();
         if let Some(geo) = &proxy.geo {
             geo.spawn_health_and_reload();
@@ -307,7 +323,11 @@ async fn bind(
 }
 
 /// Build the request path's state from the config, around the state that outlives reloads.
-pub fn build_proxy(cfg: &Config, shared: &Shared) -> Result<Arc<Proxy>, StartError> {
+pub fn build_proxy(
+    cfg: &Config,
+    shared: &Shared,
+    cluster: Option<Arc<crate::cluster::Cluster>>,
+) -> Result<Arc<Proxy>, StartError> {
     let metrics = shared.metrics.clone();
     let origins =
         OriginPool::new(&cfg.origin, &cfg.upstream, metrics.clone()).map_err(StartError::Config)?;
@@ -367,15 +387,15 @@ pub fn build_proxy(cfg: &Config, shared: &Shared) -> Result<Arc<Proxy>, StartErr
         settings,
         metrics,
         geo,
-        cluster: shared.cluster.clone(),
+        cluster,
     }))
 }
 
 /// Bind every listener and start serving. Returns once the listeners are bound.
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let shared = Shared::new(&cfg)?;
-    let proxy = build_proxy(&cfg, &shared)?;
-    if let Some(cluster) = &shared.cluster {
+    let proxy = build_proxy(&cfg, &shared, shared.cluster.load_full())?;
+    if let Some(cluster) = &*shared.cluster.load() {
         cluster.spawn_health_checks();
     }
     proxy.origins.spawn_health_checks();

@@ -295,3 +295,53 @@ async fn measure_purge_propagation_latency() {
     })
     .await;
 }
+
+/// Membership change without restart: an edge reloaded with a third shard rebuilds its
+/// ring and keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_adds_a_shard_without_restart() {
+    within(60, async {
+        let origin = Origin::start(|_, _| Reply::ok("m").cc("max-age=300")).await;
+        let (members, nodes) = pop(
+            origin.addr,
+            &[("m-e1", "edge", 61), ("m-s1", "shard", 62), ("m-s2", "shard", 63), ("m-s3", "shard", 64)],
+        )
+        .await;
+        // Rebuild the edge's view from a config that lists only two of the shards, then
+        // reload it with all three.
+        let text = |peers: &[&Member]| {
+            let list: String = peers
+                .iter()
+                .map(|m| {
+                    format!(
+                        "  {{ name = \"{}\", address = \"{}\", admin = \"{}\", role = \"{}\" }},\n",
+                        m.name, m.public, m.admin, m.role
+                    )
+                })
+                .collect();
+            format!(
+                "[node]\nname = \"m-e1\"\nrole = \"edge\"\n[[listen]]\naddress = \"{}\"\n[[origin]]\naddress = \"{}\"\n[origin.health]\nenabled = false\n[admin]\naddress = \"{}\"\n[log]\naccess_log = false\n[cluster]\nenabled = true\nhealth_interval = \"100ms\"\nfall = 1\nramp_up = \"0s\"\npeers = [\n{list}]\n",
+                members[0].public, origin.addr, members[0].admin
+            )
+        };
+        let live = nodes[0].running.as_ref().unwrap().live.clone();
+        let two = Config::parse(&text(&[&members[0], &members[1], &members[2]]), "t.toml").unwrap();
+        live.reload(two).await.unwrap();
+        let status = admin_call(members[0].admin, http::Method::GET, "/cluster", "").await;
+        assert_eq!(status["shards"], 2, "{status}");
+        let three = Config::parse(&text(&[&members[0], &members[1], &members[2], &members[3]]), "t.toml").unwrap();
+        let note = live.reload(three).await.unwrap();
+        assert!(note.contains("membership"), "{note}");
+        let status = admin_call(members[0].admin, http::Method::GET, "/cluster", "").await;
+        assert_eq!(status["shards"], 3, "{status}");
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        for i in 0..30 {
+            let g = nodes[0].get_with(&format!("/m{i}"), &[("host", "example.com")]).await;
+            assert_eq!(g.status, 200);
+        }
+        for n in nodes {
+            n.stop().await;
+        }
+    })
+    .await;
+}
