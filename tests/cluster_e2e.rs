@@ -345,3 +345,51 @@ async fn reload_adds_a_shard_without_restart() {
     })
     .await;
 }
+
+/// A push with `scope=cluster` lands on the owning shard (and, with `edges=true`, in
+/// the edges' caches): both edges then serve it without asking the origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_push_reaches_the_owner_and_edges() {
+    within(30, async {
+        let origin = Origin::start(|_, _| Reply::ok("from origin").cc("max-age=300")).await;
+        let (members, nodes) = pop(
+            origin.addr,
+            &[
+                ("p-e1", "edge", 71),
+                ("p-e2", "edge", 72),
+                ("p-s1", "shard", 73),
+                ("p-s2", "shard", 74),
+            ],
+        )
+        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        let got = send(
+            &client(),
+            members[0].admin,
+            http::Method::PUT,
+            "/objects?url=http://example.com/live&ttl=300&scope=cluster&edges=true",
+            &[("content-type", "text/plain")],
+            bytes::Bytes::from_static(b"pushed"),
+        )
+        .await;
+        assert_eq!(got.status, 200, "{}", got.text());
+        let answer: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+        assert!(
+            answer["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|n| n["ok"] == true),
+            "{answer}"
+        );
+        for edge in &nodes[..2] {
+            let g = edge.get_with("/live", &[("host", "example.com")]).await;
+            assert_eq!(g.text(), "pushed");
+        }
+        assert_eq!(origin.count("/live"), 0, "served from pushed copies");
+        for n in nodes {
+            n.stop().await;
+        }
+    })
+    .await;
+}

@@ -94,6 +94,52 @@ impl Admin {
         self.live.proxy()
     }
 
+    /// `PUT /objects`: store here; with `scope=cluster`, also on the owning shard (and,
+    /// with `edges=true`, in every edge's cache). Peers get the push with node scope, so
+    /// it is never fanned out twice.
+    async fn push(&self, parts: &http::request::Parts, body: bytes::Bytes) -> ApiResult {
+        let proxy = self.proxy();
+        let query = parts.uri.query().unwrap_or("");
+        let flag =
+            |name: &str, value: &str| query.split('&').any(|p| p == format!("{name}={value}"));
+        let (true, Some(cluster)) = (flag("scope", "cluster"), proxy.cluster.clone()) else {
+            return objects::push(&proxy, parts, body);
+        };
+        let edges = flag("edges", "true");
+        let key = objects::push_key(parts, &proxy.key_rules)?;
+        let forwarded: String = query
+            .split('&')
+            .filter(|p| !p.starts_with("scope=") && !p.starts_with("edges="))
+            .collect::<Vec<_>>()
+            .join("&");
+        let pq = http::uri::PathAndQuery::try_from(format!("/objects?{forwarded}"))
+            .map_err(|e| ApiError::bad_request(format!("url: {e}")))?;
+        let mut headers = parts.headers.clone();
+        headers.remove(http::header::AUTHORIZATION);
+        let acks = cluster
+            .push(key.hash, pq, headers, body.clone(), edges)
+            .await;
+        let local = if cluster.owner_is_self(key.hash) || edges {
+            Some(objects::push(&proxy, parts, body))
+        } else {
+            None
+        };
+        let (local_status, local_answer) = match local {
+            Some(Ok(resp)) => (resp.status().as_u16(), "stored"),
+            Some(Err(e)) => return Err(e),
+            None => (0, "not the owner: not stored here"),
+        };
+        Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "scope": "cluster",
+                "node": self.node,
+                "local": { "status": local_status, "result": local_answer },
+                "nodes": acks,
+            }),
+        ))
+    }
+
     async fn serve(self: Arc<Self>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
         let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         let graceful = GracefulShutdown::new();
@@ -179,7 +225,7 @@ impl Admin {
             },
             Route::PushObject => {
                 let body = input::read_body(body, &parts.headers, self.max_body).await?;
-                objects::push(&self.proxy(), &parts, body)
+                self.push(&parts, body).await
             }
             Route::InspectObject => objects::inspect(&self.proxy(), &self.node, &parts),
             Route::StartPrewarm => {

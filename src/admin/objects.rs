@@ -60,8 +60,16 @@ struct PushParams {
     version: Option<u64>,
 }
 
+/// The cache key a push targets (validates the whole query on the way).
+pub fn push_key(parts: &request::Parts, rules: &KeyRules) -> Result<CacheKey, ApiError> {
+    Ok(push_params(parts, rules)?.key)
+}
+
 fn push_params(parts: &request::Parts, rules: &KeyRules) -> Result<PushParams, ApiError> {
-    let q = Query::parse(parts.uri.query(), &["url", "status", "ttl", "version"])?;
+    let q = Query::parse(
+        parts.uri.query(),
+        &["url", "status", "ttl", "version", "scope", "edges"],
+    )?;
     let key = url_key(&q, rules)?;
     let status = match q.number::<u16>("status")? {
         None => StatusCode::OK,
