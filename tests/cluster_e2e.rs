@@ -40,6 +40,15 @@ async fn pop(
     origin: SocketAddr,
     spec: &[(&'static str, &'static str, u8)],
 ) -> (Vec<Member>, Vec<Node>) {
+    pop_with(origin, spec, "").await
+}
+
+/// `pop` with extra `[cluster]` lines.
+async fn pop_with(
+    origin: SocketAddr,
+    spec: &[(&'static str, &'static str, u8)],
+    cluster_extra: &str,
+) -> (Vec<Member>, Vec<Node>) {
     let members: Vec<Member> = spec
         .iter()
         .map(|&(name, role, last)| Member {
@@ -61,7 +70,7 @@ async fn pop(
     let mut nodes = Vec::new();
     for m in &members {
         let text = format!(
-            "[node]\nname = \"{}\"\nrole = \"{}\"\n[[listen]]\naddress = \"{}\"\n[[origin]]\naddress = \"{}\"\n[origin.health]\nenabled = false\n[admin]\naddress = \"{}\"\n[log]\naccess_log = false\n[cluster]\nenabled = true\nhealth_interval = \"100ms\"\nfall = 1\nramp_up = \"0s\"\npeers = [\n{peers}]\n",
+            "[node]\nname = \"{}\"\nrole = \"{}\"\n[[listen]]\naddress = \"{}\"\n[[origin]]\naddress = \"{}\"\n[origin.health]\nenabled = false\n[admin]\naddress = \"{}\"\n[log]\naccess_log = false\n[cluster]\nenabled = true\nhealth_interval = \"100ms\"\nfall = 1\nramp_up = \"0s\"\n{cluster_extra}peers = [\n{peers}]\n",
             m.name, m.role, m.public, origin, m.admin
         );
         let cfg = Config::parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
@@ -387,6 +396,61 @@ async fn cluster_push_reaches_the_owner_and_edges() {
             assert_eq!(g.text(), "pushed");
         }
         assert_eq!(origin.count("/live"), 0, "served from pushed copies");
+        for n in nodes {
+            n.stop().await;
+        }
+    })
+    .await;
+}
+
+/// A pull pre-warm with `scope: cluster` fetches each URL once, on its owning shard,
+/// and with `edges: true` warms every edge too (from the shard, not the origin).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_prewarm_fills_owners_and_edges() {
+    within(30, async {
+        let origin = Origin::start(|_, _| Reply::ok("warm").cc("max-age=300")).await;
+        // Edges keep only hot keys by default; here they keep everything they fetch.
+        let (members, nodes) = pop_with(
+            origin.addr,
+            &[
+                ("w-e1", "edge", 81),
+                ("w-e2", "edge", 82),
+                ("w-s1", "shard", 83),
+                ("w-s2", "shard", 84),
+            ],
+            "hot_key_threshold = 0\n",
+        )
+        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        let urls: Vec<String> = (0..20)
+            .map(|i| format!("http://example.com/w{i}"))
+            .collect();
+        let body =
+            serde_json::json!({ "urls": urls, "scope": "cluster", "edges": true }).to_string();
+        let got = send(
+            &client(),
+            members[0].admin,
+            http::Method::POST,
+            "/prewarm",
+            &[("content-type", "application/json")],
+            bytes::Bytes::from(body),
+        )
+        .await;
+        assert_eq!(got.status, 202, "{}", got.text());
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        for i in 0..20 {
+            assert_eq!(
+                origin.count(&format!("/w{i}")),
+                1,
+                "w{i} fetched once for the PoP"
+            );
+            for edge in &nodes[..2] {
+                let g = edge
+                    .get_with(&format!("/w{i}"), &[("host", "example.com")])
+                    .await;
+                assert!(g.is_hit(), "w{i} warm on every edge: {}", g.cache_status());
+            }
+        }
         for n in nodes {
             n.stop().await;
         }

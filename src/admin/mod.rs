@@ -140,6 +140,45 @@ impl Admin {
         ))
     }
 
+    /// `POST /prewarm`: here, or with `"scope": "cluster"` on each URL's owning shard
+    /// (and every edge with `"edges": true`); peers get node-scope jobs.
+    async fn prewarm(&self, body: &[u8]) -> ApiResult {
+        let proxy = self.proxy();
+        let req: prewarm::PrewarmRequest = input::parse_json(body)?;
+        let Some(cluster) = proxy
+            .cluster
+            .clone()
+            .filter(|_| req.scope.as_deref() == Some("cluster"))
+        else {
+            return self.jobs.start(&proxy, body);
+        };
+        prewarm::check_request(&req, &proxy.key_rules)?;
+        let pairs: Vec<(String, u128)> = req
+            .urls
+            .iter()
+            .filter_map(|u| {
+                crate::cache::key::key_for_url(u, &proxy.key_rules)
+                    .ok()
+                    .map(|k| (u.clone(), k.hash))
+            })
+            .collect();
+        let (mut local, acks) = cluster.prewarm(&pairs, req.concurrency, req.edges).await;
+        if req.edges && cluster.role() == crate::config::Role::Edge {
+            // This edge is one of "every edge": warm all of it here too (through the
+            // owning shards, so the origin still sees one fetch per URL).
+            local = req.urls.clone();
+        }
+        let local_job = if local.is_empty() {
+            None
+        } else {
+            Some(self.jobs.start_urls(&proxy, local, req.concurrency)?.0)
+        };
+        Ok(json(
+            StatusCode::ACCEPTED,
+            &serde_json::json!({ "scope": "cluster", "node": self.node, "id": local_job, "nodes": acks }),
+        ))
+    }
+
     async fn serve(self: Arc<Self>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
         let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         let graceful = GracefulShutdown::new();
@@ -230,7 +269,7 @@ impl Admin {
             Route::InspectObject => objects::inspect(&self.proxy(), &self.node, &parts),
             Route::StartPrewarm => {
                 let body = input::read_body(body, &parts.headers, self.max_body).await?;
-                self.jobs.start(&self.proxy(), &body)
+                self.prewarm(&body).await
             }
             Route::PrewarmStatus(id) => self.jobs.status(&id),
             Route::CancelPrewarm(id) => self.jobs.cancel(&id),

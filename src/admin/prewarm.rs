@@ -30,10 +30,16 @@ const CANCELLED: u8 = 2;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PrewarmRequest {
-    urls: Vec<String>,
+pub struct PrewarmRequest {
+    pub urls: Vec<String>,
     #[serde(default = "default_concurrency")]
-    concurrency: usize,
+    pub concurrency: usize,
+    /// "node" (default) or "cluster": each URL pre-warmed on its owning shard.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// With cluster scope, also pre-warm every edge.
+    #[serde(default)]
+    pub edges: bool,
 }
 
 fn default_concurrency() -> usize {
@@ -152,6 +158,28 @@ impl Jobs {
     pub fn start(&self, proxy: &Arc<Proxy>, body: &[u8]) -> ApiResult {
         let req: PrewarmRequest = parse_json(body)?;
         check_request(&req, &proxy.key_rules)?;
+        let (id, total) = self.start_urls(proxy, req.urls, req.concurrency)?;
+        #[derive(Serialize)]
+        struct Started {
+            id: u64,
+            total: usize,
+        }
+        Ok(json(StatusCode::ACCEPTED, &Started { id, total }))
+    }
+
+    /// Start a job over already checked URLs; returns its id and size.
+    pub fn start_urls(
+        &self,
+        proxy: &Arc<Proxy>,
+        urls: Vec<String>,
+        concurrency: usize,
+    ) -> Result<(u64, usize), ApiError> {
+        let req = PrewarmRequest {
+            urls,
+            concurrency,
+            scope: None,
+            edges: false,
+        };
         let job = Arc::new(Job {
             id: self.next_id.fetch_add(1, Ordering::Relaxed) + 1,
             total: req.urls.len(),
@@ -166,18 +194,7 @@ impl Jobs {
         self.register(job.clone())?;
         spawn_workers(proxy, &job, req.urls);
         tracing::info!(target: "lacquer::admin", job = job.id, urls = job.total, concurrency = job.concurrency, "prewarm started");
-        #[derive(Serialize)]
-        struct Started {
-            id: u64,
-            total: usize,
-        }
-        Ok(json(
-            StatusCode::ACCEPTED,
-            &Started {
-                id: job.id,
-                total: job.total,
-            },
-        ))
+        Ok((job.id, job.total))
     }
 
     /// Keep at most MAX_JOBS: make room by forgetting the oldest finished job; when
@@ -231,7 +248,7 @@ impl Jobs {
     }
 }
 
-fn check_request(req: &PrewarmRequest, rules: &KeyRules) -> Result<(), ApiError> {
+pub fn check_request(req: &PrewarmRequest, rules: &KeyRules) -> Result<(), ApiError> {
     if req.urls.is_empty() {
         return Err(ApiError::bad_request("urls is empty"));
     }
