@@ -485,15 +485,15 @@ impl Acceptor {
             let proxy_protocol = self.proxy_protocol;
             tokio::spawn(async move {
                 let open = live.shared.metrics.connection();
-                let (stream, peer) = if proxy_protocol {
+                let (stream, prefix, peer) = if proxy_protocol {
                     match read_proxy_header(stream, peer, &live, limits.header_read_timeout).await {
                         Some(s) => s,
                         None => return,
                     }
                 } else {
-                    (PrefixedStream::new(stream, Bytes::new()), peer)
+                    (stream, Bytes::new(), peer)
                 };
-                serve_connection(live, stream, peer, tls, limits, watcher).await;
+                serve_connection(live, stream, prefix, peer, tls, limits, watcher).await;
                 drop(open);
                 drop(permit);
             });
@@ -517,13 +517,14 @@ impl Acceptor {
 /// the client leaves, goes idle, or the node drains.
 async fn serve_connection(
     live: Arc<Live>,
-    stream: PrefixedStream,
+    stream: TcpStream,
+    prefix: Bytes,
     peer: SocketAddr,
     tls: Option<tokio_rustls::TlsAcceptor>,
     limits: Arc<LimitsConfig>,
     watcher: hyper_util::server::graceful::Watcher,
 ) {
-    let idle = IdleIo::new(stream);
+    let idle = IdleIo::new(stream, prefix);
     let activity = idle.activity.clone();
     let builder = http_builder(&limits);
     let client = ClientInfo {
@@ -663,17 +664,21 @@ impl Activity {
 }
 
 pin_project_lite::pin_project! {
-    /// A socket that records activity for the idle timer.
+    /// A socket that records activity for the idle timer, with any bytes already read
+    /// from it (after a PROXY header) put back in front. Hand-written: hyper-util's
+    /// equivalent (`Rewind`) is not public.
     struct IdleIo {
+        prefix: Bytes,
         #[pin]
-        inner: PrefixedStream,
+        inner: TcpStream,
         activity: Arc<Activity>,
     }
 }
 
 impl IdleIo {
-    fn new(inner: PrefixedStream) -> Self {
+    fn new(inner: TcpStream, prefix: Bytes) -> Self {
         IdleIo {
+            prefix,
             inner,
             activity: Arc::new(Activity {
                 base: Instant::now(),
@@ -691,6 +696,11 @@ impl AsyncRead for IdleIo {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = self.project();
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
         let r = this.inner.poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = r {
             this.activity.touch();
@@ -750,7 +760,7 @@ async fn read_proxy_header(
     peer: SocketAddr,
     live: &Live,
     timeout: Duration,
-) -> Option<(PrefixedStream, SocketAddr)> {
+) -> Option<(TcpStream, Bytes, SocketAddr)> {
     use tokio::io::AsyncReadExt;
     let mut buf = Vec::with_capacity(256);
     let read = async {
@@ -774,67 +784,5 @@ async fn read_proxy_header(
     let trusted = &live.proxy().settings.trusted_proxies;
     let client = crate::geo::proxied_peer(peer, header.source, trusted);
     let rest = Bytes::copy_from_slice(buf.get(used..).unwrap_or_default());
-    Some((PrefixedStream::new(stream, rest), client))
-}
-
-pin_project_lite::pin_project! {
-    /// A socket with bytes already read from it (after a PROXY header) put back in front.
-    /// Hand-written: hyper-util's equivalent (`Rewind`) is not public.
-    pub struct PrefixedStream {
-        prefix: Bytes,
-        #[pin]
-        inner: TcpStream,
-    }
-}
-
-impl PrefixedStream {
-    fn new(inner: TcpStream, prefix: Bytes) -> Self {
-        PrefixedStream { prefix, inner }
-    }
-}
-
-impl AsyncRead for PrefixedStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = self.project();
-        if !this.prefix.is_empty() {
-            let n = this.prefix.len().min(buf.remaining());
-            buf.put_slice(&this.prefix.split_to(n));
-            return Poll::Ready(Ok(()));
-        }
-        this.inner.poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for PrefixedStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        self.project().inner.poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        self.project().inner.poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.project().inner.poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.project().inner.poll_shutdown(cx)
-    }
+    Some((stream, rest, client))
 }
