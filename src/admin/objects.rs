@@ -200,7 +200,9 @@ pub fn push(proxy: &Proxy, parts: &request::Parts, body: Bytes) -> ApiResult {
             ),
         ));
     }
-    let mut h = stored_headers(&parts.headers, body.len(), p.ttl)?;
+    let mut h = crate::proxy::headers::owned(&stored_headers(&parts.headers, body.len(), p.ttl)?);
+    // Own the body's bytes too: a request body can be a slice of a larger read buffer.
+    let body = Bytes::copy_from_slice(&body);
     check_storable(p.status, &h, p.ttl, proxy)?;
     policy::strip_before_store(&mut h);
     let now = Instant::now();

@@ -66,7 +66,7 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
 
     if parts.status == StatusCode::NOT_MODIFIED {
         if let Some(old) = stale.as_ref() {
-            let mut merged = policy::merge_304(&old.headers, &parts.headers);
+            let mut merged = headers::owned(&policy::merge_304(&old.headers, &parts.headers));
             if !merged.contains_key(header::DATE) {
                 merged.insert(
                     header::DATE,
@@ -147,7 +147,7 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
         response_time,
         &proxy.policy,
     );
-    let mut stored_headers = parts.headers.clone();
+    let mut stored_headers = headers::owned(&parts.headers);
     let head = Arc::new(ResponseHead {
         status: parts.status,
         version: parts.version,

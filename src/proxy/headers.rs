@@ -124,6 +124,19 @@ pub fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
     }
 }
 
+/// A copy that owns its bytes. hyper parses header values as slices of the
+/// connection's read buffer; storing those would pin a whole buffer (8 KiB or more)
+/// per cached object, so memory would grow far past the store's byte bound.
+pub fn owned(headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let mut v = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        v.set_sensitive(value.is_sensitive());
+        out.append(name.clone(), v);
+    }
+    out
+}
+
 /// Content-Length as a number, when present once and valid.
 pub fn content_length(headers: &HeaderMap) -> Option<u64> {
     let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
