@@ -58,25 +58,30 @@ async fn pop_with(
             admin: free_addr([127, 0, 0, last]),
         })
         .collect();
-    let peers: String = members
+    let all: Vec<&Member> = members.iter().collect();
+    let mut nodes = Vec::new();
+    for m in &members {
+        nodes.push(start(node_config(m, &all, origin, cluster_extra)).await);
+    }
+    (members, nodes)
+}
+
+/// The config of PoP member `m` that knows the peers `peers`.
+fn node_config(m: &Member, peers: &[&Member], origin: SocketAddr, cluster_extra: &str) -> Config {
+    let peers: String = peers
         .iter()
-        .map(|m| {
+        .map(|p| {
             format!(
                 "  {{ name = \"{}\", address = \"{}\", admin = \"{}\", role = \"{}\" }},\n",
-                m.name, m.public, m.admin, m.role
+                p.name, p.public, p.admin, p.role
             )
         })
         .collect();
-    let mut nodes = Vec::new();
-    for m in &members {
-        let text = format!(
-            "[node]\nname = \"{}\"\nrole = \"{}\"\n[[listen]]\naddress = \"{}\"\n[[origin]]\naddress = \"{}\"\n[origin.health]\nenabled = false\n[admin]\naddress = \"{}\"\n[log]\naccess_log = false\n[cluster]\nenabled = true\nhealth_interval = \"100ms\"\nfall = 1\nramp_up = \"0s\"\n{cluster_extra}peers = [\n{peers}]\n",
-            m.name, m.role, m.public, origin, m.admin
-        );
-        let cfg = Config::parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
-        nodes.push(start(cfg).await);
-    }
-    (members, nodes)
+    let text = format!(
+        "[node]\nname = \"{}\"\nrole = \"{}\"\n[[listen]]\naddress = \"{}\"\n[[origin]]\naddress = \"{}\"\n[origin.health]\nenabled = false\n[admin]\naddress = \"{}\"\n[log]\naccess_log = false\n[cluster]\nenabled = true\nhealth_interval = \"100ms\"\nfall = 1\nramp_up = \"0s\"\n{cluster_extra}peers = [\n{peers}]\n",
+        m.name, m.role, m.public, origin, m.admin
+    );
+    Config::parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// 3 edges + 3 shards: a herd spread over all edges makes exactly one origin request;
@@ -313,39 +318,41 @@ async fn reload_adds_a_shard_without_restart() {
         let origin = Origin::start(|_, _| Reply::ok("m").cc("max-age=300")).await;
         let (members, nodes) = pop(
             origin.addr,
-            &[("m-e1", "edge", 61), ("m-s1", "shard", 62), ("m-s2", "shard", 63), ("m-s3", "shard", 64)],
+            &[
+                ("m-e1", "edge", 61),
+                ("m-s1", "shard", 62),
+                ("m-s2", "shard", 63),
+                ("m-s3", "shard", 64),
+            ],
         )
         .await;
         // Rebuild the edge's view from a config that lists only two of the shards, then
         // reload it with all three.
-        let text = |peers: &[&Member]| {
-            let list: String = peers
-                .iter()
-                .map(|m| {
-                    format!(
-                        "  {{ name = \"{}\", address = \"{}\", admin = \"{}\", role = \"{}\" }},\n",
-                        m.name, m.public, m.admin, m.role
-                    )
-                })
-                .collect();
-            format!(
-                "[node]\nname = \"m-e1\"\nrole = \"edge\"\n[[listen]]\naddress = \"{}\"\n[[origin]]\naddress = \"{}\"\n[origin.health]\nenabled = false\n[admin]\naddress = \"{}\"\n[log]\naccess_log = false\n[cluster]\nenabled = true\nhealth_interval = \"100ms\"\nfall = 1\nramp_up = \"0s\"\npeers = [\n{list}]\n",
-                members[0].public, origin.addr, members[0].admin
-            )
-        };
         let live = nodes[0].running.as_ref().unwrap().live.clone();
-        let two = Config::parse(&text(&[&members[0], &members[1], &members[2]]), "t.toml").unwrap();
+        let two = node_config(
+            &members[0],
+            &[&members[0], &members[1], &members[2]],
+            origin.addr,
+            "",
+        );
         live.reload(two).await.unwrap();
         let status = admin_call(members[0].admin, http::Method::GET, "/cluster", "").await;
         assert_eq!(status["shards"], 2, "{status}");
-        let three = Config::parse(&text(&[&members[0], &members[1], &members[2], &members[3]]), "t.toml").unwrap();
+        let three = node_config(
+            &members[0],
+            &[&members[0], &members[1], &members[2], &members[3]],
+            origin.addr,
+            "",
+        );
         let note = live.reload(three).await.unwrap();
         assert!(note.contains("membership"), "{note}");
         let status = admin_call(members[0].admin, http::Method::GET, "/cluster", "").await;
         assert_eq!(status["shards"], 3, "{status}");
         tokio::time::sleep(std::time::Duration::from_millis(400)).await;
         for i in 0..30 {
-            let g = nodes[0].get_with(&format!("/m{i}"), &[("host", "example.com")]).await;
+            let g = nodes[0]
+                .get_with(&format!("/m{i}"), &[("host", "example.com")])
+                .await;
             assert_eq!(g.status, 200);
         }
         for n in nodes {

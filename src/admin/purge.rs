@@ -212,20 +212,16 @@ fn apply(proxy: &Proxy, target: &Target, soft: bool) -> Purged {
         Target::Urls(keys) => {
             let mut total = Purged::default();
             for key in keys {
-                let p = store.purge_url(key, soft);
+                total += store.purge_url(key, soft);
                 // The URL may have become cacheable: let the next miss queue and store again.
                 proxy.coalescer.clear_hit_for_miss(key.hash);
-                total.urls += p.urls;
-                total.objects += p.objects;
             }
             total
         }
         Target::Keys(keys) => {
             let mut total = Purged::default();
             for k in keys {
-                let p = store.purge_tag(k, soft);
-                total.urls += p.urls;
-                total.objects += p.objects;
+                total += store.purge_tag(k, soft);
             }
             total
         }

@@ -157,6 +157,13 @@ pub struct Purged {
     pub objects: usize,
 }
 
+impl std::ops::AddAssign for Purged {
+    fn add_assign(&mut self, other: Purged) {
+        self.urls += other.urls;
+        self.objects += other.objects;
+    }
+}
+
 pub struct Store {
     cache: Cache<u128, Arc<Entry>>,
     index: Arc<TagIndex>,
@@ -291,17 +298,7 @@ impl Store {
 
     /// Every object tagged with `tag` in its Surrogate-Key header.
     pub fn purge_tag(&self, tag: &str, soft: bool) -> Purged {
-        let mut total = Purged::default();
-        for hash in self.index.keys(tag) {
-            let p = if soft {
-                self.soften(hash, None)
-            } else {
-                self.remove_hash(hash)
-            };
-            total.urls += p.urls;
-            total.objects += p.objects;
-        }
-        total
+        self.purge_hashes(self.index.keys(tag), soft)
     }
 
     /// Every URL that starts with `prefix` (a normalized URL prefix, e.g.
@@ -313,15 +310,17 @@ impl Store {
             .filter(|(_, e)| e.url.starts_with(prefix))
             .map(|(k, _)| *k)
             .collect();
+        self.purge_hashes(hashes, soft)
+    }
+
+    fn purge_hashes(&self, hashes: Vec<u128>, soft: bool) -> Purged {
         let mut total = Purged::default();
         for hash in hashes {
-            let p = if soft {
+            total += if soft {
                 self.soften(hash, None)
             } else {
                 self.remove_hash(hash)
             };
-            total.urls += p.urls;
-            total.objects += p.objects;
         }
         total
     }
