@@ -36,6 +36,7 @@ use http_body::{Frame, SizeHint};
 
 use crate::body::BodyError;
 use crate::cache::key::CacheKey;
+use crate::cache::keyhash::KeyHashBuilder;
 use crate::cache::object::Object;
 
 /// Bytes buffered ahead of the slowest reader for a body that is not being stored.
@@ -495,25 +496,25 @@ pub enum Join {
 
 /// The in-flight map and the hit-for-miss markers.
 pub struct Coalescer {
-    flights: Mutex<HashMap<u128, Arc<Flight>>>,
-    hit_for_miss: moka::sync::Cache<u128, ()>,
+    flights: Mutex<HashMap<u128, Arc<Flight>, KeyHashBuilder>>,
+    hit_for_miss: moka::sync::Cache<u128, (), KeyHashBuilder>,
     max_waiters: usize,
 }
 
 impl Coalescer {
     pub fn new(max_waiters: usize, hit_for_miss_ttl: Duration) -> Arc<Self> {
         Arc::new(Coalescer {
-            flights: Mutex::new(HashMap::new()),
+            flights: Mutex::new(HashMap::default()),
             // Bounded: an attacker requesting endless uncacheable URLs only churns markers.
             hit_for_miss: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(hit_for_miss_ttl.max(Duration::from_millis(1)))
-                .build(),
+                .build_with_hasher(KeyHashBuilder::default()),
             max_waiters,
         })
     }
 
-    fn map(&self) -> MutexGuard<'_, HashMap<u128, Arc<Flight>>> {
+    fn map(&self) -> MutexGuard<'_, HashMap<u128, Arc<Flight>, KeyHashBuilder>> {
         self.flights.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -600,11 +601,18 @@ impl Coalescer {
     }
 
     pub fn mark_hit_for_miss(&self, hash: u128) {
+        // A marker already there is left to expire: re-inserting on every pass costs a
+        // write to the map per request, and one fetch per TTL re-checks the URL anyway.
+        if self.hit_for_miss.contains_key(&hash) {
+            return;
+        }
         self.hit_for_miss.insert(hash, ());
     }
 
     pub fn clear_hit_for_miss(&self, hash: u128) {
-        self.hit_for_miss.invalidate(&hash);
+        if self.hit_for_miss.contains_key(&hash) {
+            self.hit_for_miss.invalidate(&hash);
+        }
     }
 
     /// After a purge by tag, prefix or everything: the markers are short-lived hints,

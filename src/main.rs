@@ -5,6 +5,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+// glibc malloc fragments under a cache's churn (objects of mixed sizes freed in
+// LRU order): after a fill, the same pass-through request cost 30% more CPU in
+// malloc_consolidate/unlink_chunk. mimalloc's per-size pages do not degrade.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use lacquer::config::{Config, LogFormat};
 
 #[derive(Parser)]

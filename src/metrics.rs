@@ -76,6 +76,7 @@ pub struct Metrics {
     pub coalesce_wait: Histogram,
     stale: Family<ReasonLabel, Counter>,
     pub cache_objects: Gauge,
+    pub tasks_alive: Gauge,
     pub cache_bytes: Gauge,
     pub cache_capacity: Gauge,
     pub insertions: Counter,
@@ -155,6 +156,12 @@ impl Metrics {
             "stale_served",
             "Stale objects served, by reason",
             stale.clone(),
+        );
+        let tasks_alive = Gauge::default();
+        registry.register(
+            "runtime_tasks_alive",
+            "Tasks alive in the async runtime (connections, fetches, timers): flat under steady load, or something leaks",
+            tasks_alive.clone(),
         );
         let cache_objects = Gauge::default();
         registry.register(
@@ -283,6 +290,7 @@ impl Metrics {
             coalesce_wait,
             stale,
             cache_objects,
+            tasks_alive,
             cache_bytes,
             cache_capacity,
             insertions,

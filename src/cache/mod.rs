@@ -5,6 +5,7 @@
 pub mod conditional;
 pub mod control;
 pub mod key;
+pub mod keyhash;
 pub mod object;
 pub mod policy;
 pub mod range;

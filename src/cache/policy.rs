@@ -12,6 +12,9 @@ use http::{Method, StatusCode};
 
 use super::control::{CacheControl, DELTA_SECONDS_MAX};
 
+pub const CDN_CACHE_CONTROL: HeaderName = HeaderName::from_static("cdn-cache-control");
+pub const SURROGATE_CONTROL: HeaderName = HeaderName::from_static("surrogate-control");
+
 #[derive(Debug, Clone)]
 pub struct PolicyConfig {
     /// Fraction of (Date - Last-Modified) used as heuristic lifetime (RFC 9111 4.2.2 suggests 10%).
@@ -104,11 +107,11 @@ fn status_understood(status: StatusCode) -> bool {
 /// entirely. Surrogate-Control is not a Structured Field, so it is parsed like Cache-Control and
 /// used when it carries any directive we recognise.
 pub fn effective_cache_control(resp: &HeaderMap, cfg: &PolicyConfig) -> (CacheControl, bool) {
-    if let Some(cdn) = CacheControl::parse_targeted(resp.get_all("cdn-cache-control")) {
+    if let Some(cdn) = CacheControl::parse_targeted(resp.get_all(&CDN_CACHE_CONTROL)) {
         return (cdn, true);
     }
     if cfg.surrogate_control {
-        let sc = CacheControl::parse(resp.get_all("surrogate-control"));
+        let sc = CacheControl::parse(resp.get_all(&SURROGATE_CONTROL));
         if !sc.is_empty() {
             return (sc, true);
         }
@@ -155,6 +158,24 @@ pub fn storable(
     resp: &HeaderMap,
     cfg: &PolicyConfig,
 ) -> Result<(), NotStorable> {
+    storable_with(
+        req,
+        status,
+        resp,
+        &effective_cache_control(resp, cfg).0,
+        cfg,
+    )
+}
+
+/// [`storable`] with the response's effective directives already parsed (the fetch path
+/// needs them three times; parsing is most of what these checks cost).
+pub fn storable_with(
+    req: &http::request::Parts,
+    status: StatusCode,
+    resp: &HeaderMap,
+    cc: &CacheControl,
+    cfg: &PolicyConfig,
+) -> Result<(), NotStorable> {
     if req.method != Method::GET {
         return Err(NotStorable("method"));
     }
@@ -162,7 +183,6 @@ pub fn storable(
         return Err(NotStorable("request no-store"));
     }
     check_status(status)?;
-    let (cc, _) = effective_cache_control(resp, cfg);
     // RFC 9111 5.2.2.3: must-understand overrides no-store only for understood status codes.
     if cc.must_understand {
         if !status_understood(status) {
@@ -192,7 +212,7 @@ pub fn storable(
     if vary_star(resp) {
         return Err(NotStorable("vary *"));
     }
-    check_freshness_info(status, resp, &cc)
+    check_freshness_info(status, resp, cc)
 }
 
 fn check_status(status: StatusCode) -> Result<(), NotStorable> {
@@ -232,10 +252,25 @@ fn check_freshness_info(
 /// Field names listed in qualified `private="..."` / `no-cache="..."` of every directive family
 /// present (union: stripping more than the effective family asks for is always safe).
 fn fields_to_strip(resp: &HeaderMap) -> Vec<String> {
+    // Cheap filter first: a field list needs a `private` or `no-cache` directive, and
+    // most responses have neither (this runs on every fill).
+    let mentions = |name: &HeaderName| {
+        resp.get_all(name).iter().any(|v| {
+            let b = v.as_bytes();
+            b.windows(7).any(|w| w.eq_ignore_ascii_case(b"private"))
+                || b.windows(8).any(|w| w.eq_ignore_ascii_case(b"no-cache"))
+        })
+    };
+    if ![header::CACHE_CONTROL, CDN_CACHE_CONTROL, SURROGATE_CONTROL]
+        .iter()
+        .any(mentions)
+    {
+        return Vec::new();
+    }
     let families = [
         CacheControl::parse(resp.get_all(header::CACHE_CONTROL)),
-        CacheControl::parse_targeted(resp.get_all("cdn-cache-control")).unwrap_or_default(),
-        CacheControl::parse(resp.get_all("surrogate-control")),
+        CacheControl::parse_targeted(resp.get_all(&CDN_CACHE_CONTROL)).unwrap_or_default(),
+        CacheControl::parse(resp.get_all(&SURROGATE_CONTROL)),
     ];
     let mut out = Vec::new();
     for cc in families {
@@ -263,9 +298,21 @@ pub fn freshness(
     cfg: &PolicyConfig,
 ) -> Freshness {
     let (cc, _) = effective_cache_control(resp, cfg);
+    freshness_with(status, resp, &cc, request_time, response_time, cfg)
+}
+
+/// [`freshness`] with the response's effective directives already parsed.
+pub fn freshness_with(
+    status: StatusCode,
+    resp: &HeaderMap,
+    cc: &CacheControl,
+    request_time: SystemTime,
+    response_time: SystemTime,
+    cfg: &PolicyConfig,
+) -> Freshness {
     // RFC 9110 6.6.1: without a valid Date, the recipient's receipt time stands in.
     let date = single_date(resp, &header::DATE).unwrap_or(response_time);
-    let lifetime = lifetime(status, resp, &cc, date, cfg);
+    let lifetime = lifetime(status, resp, cc, date, cfg);
 
     let apparent_age = response_time.duration_since(date).unwrap_or_default();
     let response_delay = response_time

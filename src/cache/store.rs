@@ -22,6 +22,8 @@ use moka::notification::RemovalCause;
 use moka::ops::compute::Op;
 use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
+
+use super::keyhash::KeyHashBuilder;
 use moka::Expiry;
 use tokio::time::Instant;
 
@@ -165,7 +167,7 @@ impl std::ops::AddAssign for Purged {
 }
 
 pub struct Store {
-    cache: Cache<u128, Arc<Entry>>,
+    cache: Cache<u128, Arc<Entry>, KeyHashBuilder>,
     index: Arc<TagIndex>,
     inserted: AtomicU64,
     evicted: Arc<AtomicU64>,
@@ -193,7 +195,7 @@ impl Store {
                     listener_evicted.fetch_add(1, Ordering::Relaxed);
                 }
             })
-            .build();
+            .build_with_hasher(KeyHashBuilder::default());
         Store {
             cache,
             index,

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moka::sync::Cache;
+
+use crate::cache::keyhash::KeyHashBuilder;
 use tokio::time::Instant;
 
 /// Keys tracked at once: memory is bounded whatever the request mix.
@@ -27,7 +29,7 @@ struct Window {
 pub struct HotKeys {
     threshold: u32,
     started: Instant,
-    counters: Cache<u128, Arc<Window>>,
+    counters: Cache<u128, Arc<Window>, KeyHashBuilder>,
 }
 
 impl HotKeys {
@@ -39,7 +41,7 @@ impl HotKeys {
             counters: Cache::builder()
                 .max_capacity(MAX_TRACKED)
                 .time_to_idle(Duration::from_secs(3))
-                .build(),
+                .build_with_hasher(KeyHashBuilder::default()),
         }
     }
 

@@ -120,7 +120,8 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
     };
     // A 5xx never replaces a stored copy: stale must not be replaced by an error.
     let error_over_stale = parts.status.is_server_error() && stale.is_some();
-    let verdict = policy::storable(&request, parts.status, &parts.headers, &proxy.policy);
+    let (cc, targeted) = policy::effective_cache_control(&parts.headers, &proxy.policy);
+    let verdict = policy::storable_with(&request, parts.status, &parts.headers, &cc, &proxy.policy);
     let too_big = content_length.is_some_and(|n| n > proxy.settings.max_object_size);
     let storable =
         verdict.is_ok() && variant.is_some() && !too_big && !error_over_stale && !bad_framing;
@@ -129,10 +130,14 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
     // stale copy are shared (each waiter falls back to its stale copy) rather than releasing
     // every waiter to hammer a failing origin.
     let shareable = storable || error_over_stale || (verdict.is_ok() && too_big);
-    let public = {
+    // `public` is the origin's word to every cache, so it is read from Cache-Control
+    // even when a targeted field decides freshness.
+    let public = if targeted {
         let cc = crate::cache::control::CacheControl::parse(
             parts.headers.get_all(header::CACHE_CONTROL),
         );
+        cc.public || cc.s_maxage.is_some()
+    } else {
         cc.public || cc.s_maxage.is_some()
     };
     if storable {
@@ -140,14 +145,14 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
     } else if !credentials && !error_over_stale {
         proxy.coalescer.mark_hit_for_miss(key.hash);
     }
-    let freshness = policy::freshness(
+    let freshness = policy::freshness_with(
         parts.status,
         &parts.headers,
+        &cc,
         request_time,
         response_time,
         &proxy.policy,
     );
-    let mut stored_headers = headers::owned(&parts.headers);
     let head = Arc::new(ResponseHead {
         status: parts.status,
         version: parts.version,
@@ -197,6 +202,8 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
 
     if storing {
         if let Some((fields, secondary)) = variant {
+            // Copied only now: a response that is relayed but not kept needs no copy.
+            let mut stored_headers = headers::owned(&head.headers);
             policy::strip_before_store(&mut stored_headers);
             stored_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
             let tags = object::surrogate_keys(&stored_headers);

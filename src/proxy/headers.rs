@@ -19,6 +19,11 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 
 /// Remove hop-by-hop fields, including every field named in `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // The common message has none of these: one scan of its few names is far cheaper
+    // than a hashed remove of each of the seven (this runs on every hop, both ways).
+    if !headers.keys().any(|n| HOP_BY_HOP.contains(n)) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -48,22 +53,25 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// Request fields that some origin frameworks read as the URL, host or method but the
 /// cache key does not include: forwarded as-is they let one client poison a shared
 /// entry. Dropped unless the peer is a trusted proxy.
-const UNKEYED_OVERRIDES: [&str; 11] = [
-    "x-forwarded-host",
-    "x-forwarded-server",
-    "x-forwarded-port",
-    "x-forwarded-scheme",
-    "x-host",
-    "x-original-url",
-    "x-rewrite-url",
-    "forwarded",
-    "x-http-method-override",
-    "x-http-method",
-    "x-method-override",
+const UNKEYED_OVERRIDES: [HeaderName; 11] = [
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-forwarded-server"),
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-scheme"),
+    HeaderName::from_static("x-host"),
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-rewrite-url"),
+    header::FORWARDED,
+    HeaderName::from_static("x-http-method-override"),
+    HeaderName::from_static("x-http-method"),
+    HeaderName::from_static("x-method-override"),
 ];
 
 pub fn strip_unkeyed_overrides(headers: &mut HeaderMap) {
-    for name in UNKEYED_OVERRIDES {
+    if !headers.keys().any(|n| UNKEYED_OVERRIDES.contains(n)) {
+        return;
+    }
+    for name in &UNKEYED_OVERRIDES {
         headers.remove(name);
     }
 }
@@ -71,6 +79,9 @@ pub fn strip_unkeyed_overrides(headers: &mut HeaderMap) {
 /// Drop fields with `_` in their name: CGI-style servers map `Transfer_Encoding` to the
 /// same variable as `Transfer-Encoding` (nginx drops them by default for that reason).
 pub fn strip_underscored(headers: &mut HeaderMap) {
+    if !headers.keys().any(|n| n.as_str().contains('_')) {
+        return;
+    }
     let bad: Vec<HeaderName> = headers
         .keys()
         .filter(|n| n.as_str().contains('_'))
@@ -93,6 +104,9 @@ const CLIENT_CONDITIONALS: [HeaderName; 6] = [
 ];
 
 pub fn strip_client_conditionals(headers: &mut HeaderMap) {
+    if !headers.keys().any(|n| CLIENT_CONDITIONALS.contains(n)) {
+        return;
+    }
     for name in &CLIENT_CONDITIONALS {
         headers.remove(name);
     }
@@ -103,11 +117,13 @@ pub fn append_via(headers: &mut HeaderMap, via: &HeaderValue) {
     headers.append(header::VIA, via.clone());
 }
 
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
 /// Append the client's address to `X-Forwarded-For`, keeping what earlier proxies wrote.
 pub fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
-    let xff = HeaderName::from_static("x-forwarded-for");
-    let mut value = String::new();
-    for v in headers.get_all(&xff) {
+    use std::fmt::Write;
+    let mut value = String::with_capacity(48);
+    for v in headers.get_all(&X_FORWARDED_FOR) {
         if let Ok(s) = v.to_str() {
             if !value.is_empty() {
                 value.push_str(", ");
@@ -118,19 +134,30 @@ pub fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
     if !value.is_empty() {
         value.push_str(", ");
     }
-    value.push_str(&client.to_string());
+    let _ = write!(value, "{client}");
     if let Ok(v) = HeaderValue::from_str(&value) {
-        headers.insert(xff, v);
+        headers.insert(X_FORWARDED_FOR, v);
     }
 }
 
 /// A copy that owns its bytes. hyper parses header values as slices of the
 /// connection's read buffer; storing those would pin a whole buffer (8 KiB or more)
-/// per cached object, so memory would grow far past the store's byte bound.
+/// per cached object, so memory would grow far past the store's byte bound. All values
+/// go into one exactly-sized block (one allocation per object, not one per field).
 pub fn owned(headers: &HeaderMap) -> HeaderMap {
+    let total: usize = headers.values().map(|v| v.len()).sum();
+    let mut block = bytes::BytesMut::with_capacity(total);
+    for v in headers.values() {
+        block.extend_from_slice(v.as_bytes());
+    }
+    let block = block.freeze();
     let mut out = HeaderMap::with_capacity(headers.len());
+    let mut at = 0;
     for (name, value) in headers {
-        let mut v = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        let end = at + value.len();
+        let mut v =
+            HeaderValue::from_maybe_shared(block.slice(at..end)).unwrap_or_else(|_| value.clone());
+        at = end;
         v.set_sensitive(value.is_sensitive());
         out.append(name.clone(), v);
     }
@@ -169,6 +196,23 @@ mod tests {
         assert!(h.get(header::TRANSFER_ENCODING).is_none());
         assert!(h.get(header::CONNECTION).is_none());
         assert!(h.get("x-kept").is_some());
+    }
+
+    #[test]
+    fn owned_copy_keeps_order_duplicates_and_sensitivity() {
+        let mut h = HeaderMap::new();
+        h.append("x-a", HeaderValue::from_static("one"));
+        h.append("x-a", HeaderValue::from_static(""));
+        h.append("x-b", HeaderValue::from_static("two, three"));
+        let mut secret = HeaderValue::from_static("s3cret");
+        secret.set_sensitive(true);
+        h.append(header::AUTHORIZATION, secret);
+        let o = owned(&h);
+        let all: Vec<_> = o.get_all("x-a").iter().collect();
+        assert_eq!(all, ["one", ""]);
+        assert_eq!(o.get("x-b").unwrap(), "two, three");
+        assert!(o.get(header::AUTHORIZATION).unwrap().is_sensitive());
+        assert_eq!(o.len(), h.len());
     }
 
     #[test]

@@ -417,6 +417,10 @@ impl Proxy {
     /// The Prometheus exposition, with the cache gauges read at scrape time.
     pub fn metrics_text(&self) -> String {
         let m = &self.metrics;
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            m.tasks_alive
+                .set(i64::try_from(rt.metrics().num_alive_tasks()).unwrap_or(i64::MAX));
+        }
         m.cache_objects
             .set(i64::try_from(self.store.object_count()).unwrap_or(i64::MAX));
         m.cache_bytes
