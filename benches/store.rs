@@ -19,7 +19,7 @@ const OBJECTS: usize = 100_000;
 fn object(body: &Bytes) -> Arc<Object> {
     Arc::new(Object {
         status: StatusCode::OK,
-        headers: HeaderMap::new(),
+        headers: lacquer::cache::fields::Fields::default(),
         body: body.clone(),
         freshness: Freshness {
             lifetime: Duration::from_secs(3600),

@@ -200,7 +200,7 @@ pub fn push(proxy: &Proxy, parts: &request::Parts, body: Bytes) -> ApiResult {
             ),
         ));
     }
-    let mut h = crate::proxy::headers::owned(&stored_headers(&parts.headers, body.len(), p.ttl)?);
+    let mut h = stored_headers(&parts.headers, body.len(), p.ttl)?;
     // Own the body's bytes too: a request body can be a slice of a larger read buffer.
     let body = Bytes::copy_from_slice(&body);
     check_storable(p.status, &h, p.ttl, proxy)?;
@@ -210,7 +210,7 @@ pub fn push(proxy: &Proxy, parts: &request::Parts, body: Bytes) -> ApiResult {
         status: p.status,
         freshness: push_freshness(p.status, &h, p.ttl, proxy),
         surrogate_keys: object::surrogate_keys(&h),
-        headers: h,
+        headers: crate::cache::fields::Fields::from_map(&h),
         body,
         stored_at: now,
         vary: Vec::new(),

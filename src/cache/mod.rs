@@ -4,6 +4,7 @@
 
 pub mod conditional;
 pub mod control;
+pub mod fields;
 pub mod key;
 pub mod keyhash;
 pub mod object;

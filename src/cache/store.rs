@@ -435,7 +435,7 @@ mod tests {
     fn obj(tags: &[&str], source: Source, body: usize) -> Arc<Object> {
         Arc::new(Object {
             status: StatusCode::OK,
-            headers: HeaderMap::new(),
+            headers: crate::cache::fields::Fields::default(),
             body: Bytes::from(vec![b'x'; body]),
             freshness: Freshness {
                 lifetime: Duration::from_secs(60),

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use super::headers;
 use super::Proxy;
 use crate::body::ProxyBody;
+use crate::cache::fields::Fields;
 use crate::cache::object::{self, Object, Source};
 use crate::cache::policy;
 use crate::cache::vary::{self, SecondaryKey, Vary};
@@ -66,7 +67,7 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
 
     if parts.status == StatusCode::NOT_MODIFIED {
         if let Some(old) = stale.as_ref() {
-            let mut merged = headers::owned(&policy::merge_304(&old.headers, &parts.headers));
+            let mut merged = policy::merge_304(&old.headers.to_map(), &parts.headers);
             if !merged.contains_key(header::DATE) {
                 merged.insert(
                     header::DATE,
@@ -88,7 +89,7 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
                     response_time,
                     &proxy.policy,
                 ),
-                headers: merged,
+                headers: Fields::from_map(&merged),
                 body: old.body.clone(),
                 stored_at,
                 vary: old.vary.clone(),
@@ -202,14 +203,13 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
 
     if storing {
         if let Some((fields, secondary)) = variant {
-            // Copied only now: a response that is relayed but not kept needs no copy.
-            let mut stored_headers = headers::owned(&head.headers);
+            let mut stored_headers = head.headers.clone();
             policy::strip_before_store(&mut stored_headers);
             stored_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
             let tags = object::surrogate_keys(&stored_headers);
             let obj = Arc::new(Object {
                 status: head.status,
-                headers: stored_headers,
+                headers: Fields::from_map(&stored_headers),
                 body: concat(writer.body_chunks(), size),
                 freshness,
                 stored_at,

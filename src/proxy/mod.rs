@@ -499,7 +499,7 @@ impl Proxy {
     ) -> fetch::FetchJob {
         let mut origin_request = self.origin_request(parts, client, ProxyBody::empty(), true);
         if let Some(obj) = stored.as_ref() {
-            for (name, value) in policy::revalidation_headers(&obj.headers) {
+            for (name, value) in policy::revalidation_headers(&obj.headers.to_map()) {
                 origin_request.headers.insert(name, value);
             }
         }

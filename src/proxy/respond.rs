@@ -100,11 +100,12 @@ pub fn from_object(
     obj.hit();
     let age = obj.age(now);
     status.ttl = Some(obj.freshness.lifetime.as_secs() as i64 - age.as_secs() as i64);
-    let mut headers = obj.headers.clone();
+    // Room for Age, Via, Cache-Status and a PoP marker.
+    let mut headers = obj.headers.to_map_with(4);
     headers.insert(header::AGE, policy::age_header(age));
 
     let cond = if obj.status == StatusCode::OK {
-        conditional::evaluate(&req.method, &req.headers, obj.status, &obj.headers)
+        conditional::evaluate(&req.method, &req.headers, obj.status, &headers)
     } else {
         conditional::Precondition::Proceed
     };
@@ -130,7 +131,7 @@ pub fn from_object(
     let mut code = obj.status;
     let mut body = obj.body.clone();
     if obj.status == StatusCode::OK && req.method == Method::GET {
-        match range::evaluate(&req.headers, &obj.headers, len) {
+        match range::evaluate(&req.headers, &headers, len) {
             range::RangeOutcome::Full => {}
             range::RangeOutcome::Partial {
                 start,
