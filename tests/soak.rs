@@ -1,0 +1,340 @@
+//! Soak: the real binary under steady load with key churn for a bounded time, sampled
+//! every few seconds. Not part of the default test run (it takes minutes):
+//!
+//! ```sh
+//! cargo test --release --test soak -- --ignored --nocapture
+//! SOAK_SECS=120 SOAK_CONNS=16 SOAK_CACHE_MIB=256 cargo test --release --test soak -- --ignored --nocapture
+//! ```
+//!
+//! Passes when no request failed, RSS stayed flat after the cache filled, RSS beyond
+//! the idle process and the uncached working set (the same load, nothing cacheable,
+//! measured first) stayed within 110% of the configured cache memory, and open files
+//! and runtime tasks came back to their idle level when the load stopped.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A tiny deterministic generator: the load needs variety, not cryptographic randomness.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// Origin: `/hot/N` and `/churn/N` are cacheable with a size derived from N (256 B to
+/// 16 KiB), `/pass/N` is `no-store`. Nothing is recorded, so the origin stays flat too.
+async fn origin() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let body = Bytes::from(vec![b'x'; 16 * 1024]);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let body = body.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    let body = body.clone();
+                    async move {
+                        let path = req.uri().path();
+                        let n: usize = path
+                            .rsplit('/')
+                            .next()
+                            .and_then(|s| s.parse().ok())
+                            .unwrap_or(0);
+                        let size = 256 + (n * 7919) % (16 * 1024 - 256);
+                        let cc = if path.starts_with("/pass/") {
+                            "no-store"
+                        } else {
+                            "max-age=3600"
+                        };
+                        Ok::<_, Infallible>(
+                            Response::builder()
+                                .header("cache-control", cc)
+                                .header("etag", format!("\"{n}\""))
+                                .body(Full::new(body.slice(..size)))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+struct Sample {
+    at: u64,
+    rss_kib: u64,
+    fds: u64,
+    threads: u64,
+    tasks: u64,
+    cache_bytes: u64,
+    requests: u64,
+    errors: u64,
+}
+
+fn proc_status(pid: u32, field: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn fd_count(pid: u32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64)
+}
+
+async fn metric(
+    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
+    admin: SocketAddr,
+    name: &str,
+) -> u64 {
+    let uri: http::Uri = format!("http://{admin}/metrics").parse().unwrap();
+    let Ok(Ok(resp)) = tokio::time::timeout(Duration::from_secs(5), client.get(uri)).await else {
+        return 0;
+    };
+    let Ok(body) = resp.into_body().collect().await else {
+        return 0;
+    };
+    let text = String::from_utf8_lossy(&body.to_bytes()).into_owned();
+    text.lines()
+        .find(|l| l.starts_with(name) && l.as_bytes().get(name.len()) == Some(&b' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+fn free_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "minutes long; run by hand (see the file's header)"]
+async fn soak() {
+    let secs = env_u64("SOAK_SECS", 600);
+    let conns = env_u64("SOAK_CONNS", 32);
+    let every = env_u64("SOAK_SAMPLE_SECS", 10).max(1);
+    // The whole run, sampling and drain included, is bounded.
+    tokio::time::timeout(Duration::from_secs(secs + 90), run(secs, conns, every))
+        .await
+        .expect("soak exceeded its time bound");
+}
+
+async fn run(secs: u64, conns: u64, every: u64) {
+    #[allow(non_snake_case)]
+    let CACHE_MIB = env_u64("SOAK_CACHE_MIB", 64);
+    let origin = origin().await;
+    let (listen, admin) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!("lacquer-soak-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("soak.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[[listen]]\naddress = \"{listen}\"\n\n[admin]\naddress = \"{admin}\"\n\n\
+             [cache]\nmemory = \"{CACHE_MIB}MiB\"\n\n[limits]\nidle_timeout = \"5s\"\n\n\
+             [upstream]\npool_idle_timeout = \"5s\"\n\n[[origin]]\naddress = \"{origin}\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lacquer"))
+        .args(["run", "--config"])
+        .arg(&conf)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    let probe: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(listen).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle_rss = proc_status(pid, "VmRSS:");
+    let idle_fds = fd_count(pid);
+    let idle_tasks = metric(&probe, admin, "lacquer_runtime_tasks_alive").await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    // First the same load with nothing cacheable: what connections, buffers and the
+    // runtime need. The cache's own memory is what RSS grows beyond that.
+    let pass_only = Arc::new(AtomicBool::new(true));
+    let requests = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for w in 0..conns {
+        let (stop, requests, errors) = (stop.clone(), requests.clone(), errors.clone());
+        let pass_only = pass_only.clone();
+        workers.push(tokio::spawn(async move {
+            let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(1)
+                .build_http();
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (w + 1) * 0x2545_f491);
+            while !stop.load(Ordering::Relaxed) {
+                // Churn: a window of 20k keys that slides by ~200 keys a second, so old
+                // keys go cold and the LRU evicts them while new ones fill.
+                let window = started.elapsed().as_millis() as u64 / 5;
+                let roll = rng.below(100);
+                let path = if pass_only.load(Ordering::Relaxed) {
+                    format!("/pass/{}", rng.below(100))
+                } else if roll < 60 {
+                    format!("/hot/{}", rng.below(1000))
+                } else if roll < 95 {
+                    format!("/churn/{}", window + rng.below(20_000))
+                } else {
+                    format!("/pass/{}", rng.below(100))
+                };
+                let mut req = Request::get(format!("http://{listen}{path}"));
+                if roll % 10 == 0 {
+                    let n = path.rsplit('/').next().unwrap_or("0");
+                    req = req.header("if-none-match", format!("\"{n}\""));
+                }
+                let req = req.body(Empty::new()).unwrap();
+                let ok = match tokio::time::timeout(Duration::from_secs(10), client.request(req))
+                    .await
+                {
+                    Ok(Ok(resp)) => {
+                        let status = resp.status().as_u16();
+                        let body = resp.into_body().collect().await;
+                        body.is_ok() && (status == 200 || status == 304)
+                    }
+                    _ => false,
+                };
+                requests.fetch_add(1, Ordering::Relaxed);
+                if !ok {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let working_set = proc_status(pid, "VmRSS:").saturating_sub(idle_rss);
+    pass_only.store(false, Ordering::Relaxed);
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    println!(
+        "soak: {secs}s, {conns} connections, cache {CACHE_MIB} MiB; idle RSS {idle_rss} KiB, {idle_fds} fds, {idle_tasks} tasks; uncached load adds {working_set} KiB"
+    );
+    println!("   t(s)   RSS(KiB)  fds  threads  tasks  cache(KiB)  requests  errors");
+    while started.elapsed() < Duration::from_secs(secs) {
+        tokio::time::sleep(Duration::from_secs(every)).await;
+        let s = Sample {
+            at: started.elapsed().as_secs(),
+            rss_kib: proc_status(pid, "VmRSS:"),
+            fds: fd_count(pid),
+            threads: proc_status(pid, "Threads:"),
+            tasks: metric(&probe, admin, "lacquer_runtime_tasks_alive").await,
+            cache_bytes: metric(&probe, admin, "lacquer_cache_bytes").await,
+            requests: requests.load(Ordering::Relaxed),
+            errors: errors.load(Ordering::Relaxed),
+        };
+        println!(
+            "{:7} {:10} {:4} {:8} {:6} {:11} {:9} {:7}",
+            s.at,
+            s.rss_kib,
+            s.fds,
+            s.threads,
+            s.tasks,
+            s.cache_bytes / 1024,
+            s.requests,
+            s.errors
+        );
+        samples.push(s);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        let _ = w.await;
+    }
+    drop(probe);
+    // Idle connections are closed by lacquer's keep-alive timeout; give it time.
+    let probe: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(0)
+        .build_http();
+    let mut end_fds = fd_count(pid);
+    let mut end_tasks = metric(&probe, admin, "lacquer_runtime_tasks_alive").await;
+    for _ in 0..30 {
+        if end_fds <= idle_fds + 2 && end_tasks <= idle_tasks + 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        end_fds = fd_count(pid);
+        end_tasks = metric(&probe, admin, "lacquer_runtime_tasks_alive").await;
+    }
+    let total = requests.load(Ordering::Relaxed);
+    let failed = errors.load(Ordering::Relaxed);
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Flat: after the first third (the cache fills), RSS grows by at most 10%.
+    let third = samples.len() / 3;
+    let settled = samples.get(third).map_or(0, |s| s.rss_kib);
+    let peak = samples
+        .iter()
+        .skip(third)
+        .map(|s| s.rss_kib)
+        .max()
+        .unwrap_or(0);
+    let bound_kib = idle_rss + working_set + CACHE_MIB * 1024 * 11 / 10;
+    println!(
+        "soak: {total} requests ({:.0}/s), {failed} errors; RSS settled {settled} KiB, peak {peak} KiB, bound {bound_kib} KiB; after the load: {end_fds} fds (idle {idle_fds}), {end_tasks} tasks (idle {idle_tasks})",
+        total as f64 / secs as f64
+    );
+    assert!(total > 0, "no requests completed");
+    assert_eq!(failed, 0, "requests failed under steady load");
+    assert!(
+        peak <= settled + settled / 10,
+        "RSS kept growing after the cache filled: {settled} KiB -> {peak} KiB"
+    );
+    assert!(
+        peak <= bound_kib,
+        "RSS {peak} KiB over the cache bound {bound_kib} KiB"
+    );
+    assert!(
+        end_fds <= idle_fds + 2,
+        "fds leaked: {end_fds} vs {idle_fds} idle"
+    );
+    assert!(
+        end_tasks <= idle_tasks + 2,
+        "tasks leaked: {end_tasks} vs {idle_tasks} idle"
+    );
+}
