@@ -30,6 +30,7 @@ pub struct Origin {
     health: HealthConfig,
     scheme: Scheme,
     client: OriginClient,
+    meters: crate::metrics::OriginMeters,
 }
 
 /// A pooled client for one origin: plain HTTP, or HTTPS with its own roots and SNI.
@@ -210,6 +211,7 @@ impl OriginPool {
                 health: o.health.clone(),
                 scheme: if o.tls { Scheme::HTTPS } else { Scheme::HTTP },
                 client: build_client(o, cfg)?,
+                meters: metrics.origin_meters(&o.address),
             }));
             // Weights are small integers; cap the schedule so a huge weight cannot blow memory.
             for _ in 0..o.weight.clamp(1, 100) {
@@ -329,8 +331,7 @@ impl OriginPool {
             Err(OriginError::Timeout { .. }) => "timeout",
             Err(_) => "error",
         };
-        self.metrics
-            .origin(&origin.address, outcome, started.elapsed());
+        origin.meters.record(outcome, started.elapsed());
         result
     }
 
