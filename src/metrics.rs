@@ -542,7 +542,8 @@ mod tests {
         let m = Metrics::new();
         m.request("hit", 200, Some(10), Duration::from_micros(30));
         m.request("bogus", 999, None, Duration::ZERO);
-        m.origin("127.0.0.1:9000", "ok", Duration::from_millis(3));
+        m.origin_meters("127.0.0.1:9000")
+            .record("ok", Duration::from_millis(3));
         let text = m.encode();
         assert!(
             text.contains("lacquer_requests_total{result=\"hit\",status=\"2xx\"} 1"),
@@ -552,6 +553,8 @@ mod tests {
         assert!(text.contains("lacquer_response_body_bytes_total{result=\"hit\"} 10"));
         assert!(text
             .contains("lacquer_origin_requests_total{origin=\"127.0.0.1:9000\",outcome=\"ok\"} 1"));
+        // Outcomes that never happened are not exported as zeros.
+        assert!(!text.contains("outcome=\"timeout\""), "{text}");
         m.geo_decision("eu-west", "local");
         let text = m.encode();
         assert!(text.contains("lacquer_geo_decisions_total{pop=\"eu-west\",outcome=\"local\"} 1"));

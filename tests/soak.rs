@@ -207,7 +207,7 @@ async fn run(secs: u64, conns: u64, every: u64) {
             let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new())
                 .pool_max_idle_per_host(1)
                 .build_http();
-            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (w + 1) * 0x2545_f491);
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((w + 1) * 0x2545_f491));
             while !stop.load(Ordering::Relaxed) {
                 // Churn: a window of 20k keys that slides by ~200 keys a second, so old
                 // keys go cold and the LRU evicts them while new ones fill.
