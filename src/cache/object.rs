@@ -107,8 +107,9 @@ impl Object {
         // Bodies are charged a quarter more than their length: the allocator serves them
         // from size classes about 12% apart, and LRU eviction of mixed sizes leaves pages
         // partly used, more so the longer it runs. The soak run (bodies of 256 B to
-        // 16 KiB under churn, tests/soak.rs, 10 minutes) measured the cache's RSS 23%
-        // over its bound with bodies charged at their length, and 12% with a sixth more.
+        // 16 KiB under churn, tests/soak.rs) measured the cache's RSS at about 125% of
+        // its bound with bodies charged at their length (40 s), 112% with a sixth more
+        // (10 min), and 106% with a quarter (10 min).
         let body = self.body.len() + self.body.len() / 4;
         OBJECT_OVERHEAD + headers + secondary + tags + body + self.vary.len() * 32
     }
