@@ -155,8 +155,7 @@ async fn soak() {
 }
 
 async fn run(secs: u64, conns: u64, every: u64) {
-    #[allow(non_snake_case)]
-    let CACHE_MIB = env_u64("SOAK_CACHE_MIB", 64);
+    let cache_mib = env_u64("SOAK_CACHE_MIB", 64);
     let origin = origin().await;
     let (listen, admin) = (free_port(), free_port());
     let dir = std::env::temp_dir().join(format!("lacquer-soak-{}", std::process::id()));
@@ -166,7 +165,7 @@ async fn run(secs: u64, conns: u64, every: u64) {
         &conf,
         format!(
             "[[listen]]\naddress = \"{listen}\"\n\n[admin]\naddress = \"{admin}\"\n\n\
-             [cache]\nmemory = \"{CACHE_MIB}MiB\"\n\n[limits]\nidle_timeout = \"5s\"\n\n\
+             [cache]\nmemory = \"{cache_mib}MiB\"\n\n[limits]\nidle_timeout = \"5s\"\n\n\
              [upstream]\npool_idle_timeout = \"5s\"\n\n[[origin]]\naddress = \"{origin}\"\n"
         ),
     )
@@ -252,7 +251,7 @@ async fn run(secs: u64, conns: u64, every: u64) {
     let started = Instant::now();
     let mut samples = Vec::new();
     println!(
-        "soak: {secs}s, {conns} connections, cache {CACHE_MIB} MiB; idle RSS {idle_rss} KiB, {idle_fds} fds, {idle_tasks} tasks; uncached load adds {working_set} KiB"
+        "soak: {secs}s, {conns} connections, cache {cache_mib} MiB; idle RSS {idle_rss} KiB, {idle_fds} fds, {idle_tasks} tasks; uncached load adds {working_set} KiB"
     );
     println!("   t(s)   RSS(KiB)  fds  threads  tasks  cache(KiB)  requests  errors");
     while started.elapsed() < Duration::from_secs(secs) {
@@ -314,7 +313,7 @@ async fn run(secs: u64, conns: u64, every: u64) {
         .map(|s| s.rss_kib)
         .max()
         .unwrap_or(0);
-    let bound_kib = idle_rss + working_set + CACHE_MIB * 1024 * 11 / 10;
+    let bound_kib = idle_rss + working_set + cache_mib * 1024 * 11 / 10;
     println!(
         "soak: {total} requests ({:.0}/s), {failed} errors; RSS settled {settled} KiB, peak {peak} KiB, bound {bound_kib} KiB; after the load: {end_fds} fds (idle {idle_fds}), {end_tasks} tasks (idle {idle_tasks})",
         total as f64 / secs as f64

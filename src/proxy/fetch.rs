@@ -133,13 +133,13 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
     let shareable = storable || error_over_stale || (verdict.is_ok() && too_big);
     // `public` is the origin's word to every cache, so it is read from Cache-Control
     // even when a targeted field decides freshness.
+    let shared = |c: &crate::cache::control::CacheControl| c.public || c.s_maxage.is_some();
     let public = if targeted {
-        let cc = crate::cache::control::CacheControl::parse(
+        shared(&crate::cache::control::CacheControl::parse(
             parts.headers.get_all(header::CACHE_CONTROL),
-        );
-        cc.public || cc.s_maxage.is_some()
+        ))
     } else {
-        cc.public || cc.s_maxage.is_some()
+        shared(&cc)
     };
     if storable {
         proxy.coalescer.clear_hit_for_miss(key.hash);

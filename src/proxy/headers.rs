@@ -50,6 +50,17 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Remove every field in `names`. Most messages carry none of them: one scan of the
+/// message's few names is far cheaper than a hashed remove per listed name.
+fn remove_listed(headers: &mut HeaderMap, names: &[HeaderName]) {
+    if !headers.keys().any(|n| names.contains(n)) {
+        return;
+    }
+    for name in names {
+        headers.remove(name);
+    }
+}
+
 /// Request fields that some origin frameworks read as the URL, host or method but the
 /// cache key does not include: forwarded as-is they let one client poison a shared
 /// entry. Dropped unless the peer is a trusted proxy.
@@ -68,20 +79,12 @@ const UNKEYED_OVERRIDES: [HeaderName; 11] = [
 ];
 
 pub fn strip_unkeyed_overrides(headers: &mut HeaderMap) {
-    if !headers.keys().any(|n| UNKEYED_OVERRIDES.contains(n)) {
-        return;
-    }
-    for name in &UNKEYED_OVERRIDES {
-        headers.remove(name);
-    }
+    remove_listed(headers, &UNKEYED_OVERRIDES);
 }
 
 /// Drop fields with `_` in their name: CGI-style servers map `Transfer_Encoding` to the
 /// same variable as `Transfer-Encoding` (nginx drops them by default for that reason).
 pub fn strip_underscored(headers: &mut HeaderMap) {
-    if !headers.keys().any(|n| n.as_str().contains('_')) {
-        return;
-    }
     let bad: Vec<HeaderName> = headers
         .keys()
         .filter(|n| n.as_str().contains('_'))
@@ -104,12 +107,7 @@ const CLIENT_CONDITIONALS: [HeaderName; 6] = [
 ];
 
 pub fn strip_client_conditionals(headers: &mut HeaderMap) {
-    if !headers.keys().any(|n| CLIENT_CONDITIONALS.contains(n)) {
-        return;
-    }
-    for name in &CLIENT_CONDITIONALS {
-        headers.remove(name);
-    }
+    remove_listed(headers, &CLIENT_CONDITIONALS);
 }
 
 /// Append this hop to `Via` (RFC 9110 7.6.3).
@@ -138,30 +136,6 @@ pub fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
     if let Ok(v) = HeaderValue::from_str(&value) {
         headers.insert(X_FORWARDED_FOR, v);
     }
-}
-
-/// A copy that owns its bytes. hyper parses header values as slices of the
-/// connection's read buffer; storing those would pin a whole buffer (8 KiB or more)
-/// per cached object, so memory would grow far past the store's byte bound. All values
-/// go into one exactly-sized block (one allocation per object, not one per field).
-pub fn owned(headers: &HeaderMap) -> HeaderMap {
-    let total: usize = headers.values().map(|v| v.len()).sum();
-    let mut block = bytes::BytesMut::with_capacity(total);
-    for v in headers.values() {
-        block.extend_from_slice(v.as_bytes());
-    }
-    let block = block.freeze();
-    let mut out = HeaderMap::with_capacity(headers.len());
-    let mut at = 0;
-    for (name, value) in headers {
-        let end = at + value.len();
-        let mut v =
-            HeaderValue::from_maybe_shared(block.slice(at..end)).unwrap_or_else(|_| value.clone());
-        at = end;
-        v.set_sensitive(value.is_sensitive());
-        out.append(name.clone(), v);
-    }
-    out
 }
 
 /// Content-Length as a number, when present once and valid.
@@ -196,23 +170,6 @@ mod tests {
         assert!(h.get(header::TRANSFER_ENCODING).is_none());
         assert!(h.get(header::CONNECTION).is_none());
         assert!(h.get("x-kept").is_some());
-    }
-
-    #[test]
-    fn owned_copy_keeps_order_duplicates_and_sensitivity() {
-        let mut h = HeaderMap::new();
-        h.append("x-a", HeaderValue::from_static("one"));
-        h.append("x-a", HeaderValue::from_static(""));
-        h.append("x-b", HeaderValue::from_static("two, three"));
-        let mut secret = HeaderValue::from_static("s3cret");
-        secret.set_sensitive(true);
-        h.append(header::AUTHORIZATION, secret);
-        let o = owned(&h);
-        let all: Vec<_> = o.get_all("x-a").iter().collect();
-        assert_eq!(all, ["one", ""]);
-        assert_eq!(o.get("x-b").unwrap(), "two, three");
-        assert!(o.get(header::AUTHORIZATION).unwrap().is_sensitive());
-        assert_eq!(o.len(), h.len());
     }
 
     #[test]
