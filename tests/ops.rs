@@ -159,6 +159,9 @@ async fn tls_sni_alpn_and_certificate_reload() {
         let (_, _, new_a) = write_cert(&dir, "a", &["a.test"]);
         let live = node.running.as_ref().unwrap().live.clone();
         live.reload_from_source().await.unwrap();
+        // hyper's client takes the next request only once the previous exchange has
+        // finished on the connection; without waiting, the send races it.
+        h1.ready().await.unwrap();
         let resp = h1.send_request(get("/held")).await.unwrap();
         assert_eq!(resp.status(), 200, "the open connection survives the swap");
         let (_, got) = handshake(
