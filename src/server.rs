@@ -145,28 +145,40 @@ impl Live {
     /// Re-read the config file the node started from (SIGHUP, `POST /reload`).
     pub async fn reload_from_source(self: &Arc<Self>) -> Result<String, String> {
         let Some(path) = self.source.clone() else {
-            return Err("started without a config file (quick mode): nothing to re-read".into());
+            let e = "started without a config file (quick mode): nothing to re-read".to_owned();
+            return Err(self.refused(e));
         };
-        let cfg = Config::load(&path).map_err(|e| e.to_string())?;
-        self.reload(cfg).await
+        // A file that does not parse is a refused reload like any other: logged with
+        // every `file:line: key: message` and counted, never silent.
+        match Config::load(&path) {
+            Ok(cfg) => self.reload(cfg).await,
+            Err(e) => Err(self.refused(e.to_string())),
+        }
     }
 
     /// Apply a new config. On error the running one stays, untouched.
     pub async fn reload(self: &Arc<Self>, cfg: Config) -> Result<String, String> {
         crate::notify::reloading();
         let result = self.apply(cfg).await;
-        match &result {
+        crate::notify::ready();
+        match result {
             Ok(note) => {
                 self.shared.metrics.reload("ok");
                 tracing::info!(%note, "config reloaded");
+                Ok(note)
             }
-            Err(e) => {
-                self.shared.metrics.reload("failed");
-                tracing::error!(error = %e, "config reload refused; the running config stays");
-            }
+            Err(e) => Err(self.refused(e)),
         }
-        crate::notify::ready();
-        result
+    }
+
+    /// Count and log a refused reload; the running config stays.
+    fn refused(&self, error: String) -> String {
+        self.shared.metrics.reload("failed");
+        for line in error.lines() {
+            tracing::error!("config reload refused: {line}");
+        }
+        tracing::error!("config reload refused; the running config stays");
+        error
     }
 
     async fn apply(self: &Arc<Self>, cfg: Config) -> Result<String, String> {

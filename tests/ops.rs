@@ -597,3 +597,99 @@ async fn tls_to_origin_with_sni_and_ca() {
     })
     .await;
 }
+
+/// A free loopback port (bound then released) for the real binary's listeners.
+fn free_port() -> SocketAddr {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    probe.local_addr().unwrap()
+}
+
+/// The value of one sample line of the Prometheus exposition, 0 when absent.
+fn sample(metrics: &str, line_prefix: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// A broken config sent by SIGHUP (and by `POST /reload`) is logged with its
+/// `file:line`, counted as a failed reload, and changes nothing (issue 11, finding 10:
+/// it used to be silent and uncounted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_with_broken_config_is_logged_and_counted() {
+    within(40, async {
+        let origin = Origin::start(|_, _| Reply::ok("served")).await;
+        let dir = temp_path("sighup");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("lacquer.toml");
+        let (listen, admin) = (free_port(), free_port());
+        let good = format!(
+            "[[listen]]\naddress = \"{listen}\"\n\n[[origin]]\naddress = \"{}\"\n\
+             health = {{ enabled = false }}\n\n[admin]\naddress = \"{admin}\"\n",
+            origin.addr
+        );
+        std::fs::write(&path, &good).unwrap();
+        let log = dir.join("stderr.log");
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lacquer"))
+            .args(["run", "--config", path.to_str().unwrap()])
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let c = client();
+        for _ in 0..100 {
+            if TcpStream::connect(admin).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let failed = |m: &str| sample(m, "lacquer_config_reloads_total{result=\"failed\"}");
+        let metrics = || async {
+            send(&c, admin, http::Method::GET, "/metrics", &[], Bytes::new())
+                .await
+                .text()
+        };
+        assert_eq!(failed(&metrics().await), 0.0);
+
+        std::fs::write(&path, format!("{good}\n[cache]\nmemroy = \"1GiB\"\n")).unwrap();
+        let pid = child.id().unwrap().to_string();
+        let hup = std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap();
+        assert!(hup.success());
+        let mut counted = 0.0;
+        for _ in 0..100 {
+            counted = failed(&metrics().await);
+            if counted >= 1.0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(counted, 1.0, "the refused SIGHUP reload is counted");
+        let logged = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            logged.contains("lacquer.toml:") && logged.contains("memroy"),
+            "the refusal is logged with file:line and the key: {logged}"
+        );
+
+        let r = send(&c, admin, http::Method::POST, "/reload", &[], Bytes::new()).await;
+        assert_eq!(r.status, 422, "{}", r.text());
+        assert_eq!(
+            failed(&metrics().await),
+            2.0,
+            "POST /reload refusal counted"
+        );
+
+        let g = send(&c, listen, http::Method::GET, "/x", &[], Bytes::new()).await;
+        assert_eq!((g.status, g.text().as_str()), (200, "served"));
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
