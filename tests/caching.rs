@@ -308,6 +308,60 @@ async fn authorization_rules() {
     .await;
 }
 
+/// `cookie_requests = "pass"` (the default) means pass, whatever the response says: a
+/// logged-in user's `public` page is never stored for anonymous clients, and a request
+/// with a Cookie is never served a stored object (issue 11, finding 6: `public` and
+/// `s-maxage` used to make such a response stored and shared).
+#[tokio::test]
+async fn cookie_requests_pass_even_when_the_response_says_public() {
+    within(20, async {
+        let (origin, node) = node_for(|s, n| {
+            let who = s
+                .headers
+                .get("cookie")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("anonymous")
+                .to_owned();
+            let cc = if s.path == "/smax" {
+                "s-maxage=600"
+            } else {
+                "public, max-age=600"
+            };
+            Reply::ok(format!("{who} v{n}")).cc(cc)
+        })
+        .await;
+        for path in ["/page", "/smax"] {
+            let alice = node.get_with(path, &[("cookie", "user=alice")]).await;
+            assert_eq!(alice.text(), "user=alice v1");
+            assert!(
+                alice.cache_status().contains("fwd=bypass")
+                    && !alice.cache_status().contains("stored"),
+                "{}",
+                alice.cache_status()
+            );
+            let anon = node.get(path).await;
+            assert_eq!(
+                anon.text(),
+                "anonymous v2",
+                "{path}: alice's page was shared"
+            );
+            assert_eq!(
+                node.get(path).await.text(),
+                "anonymous v2",
+                "anonymous fill is a hit"
+            );
+            let bob = node.get_with(path, &[("cookie", "user=bob")]).await;
+            assert_eq!(
+                bob.text(),
+                "user=bob v3",
+                "{path}: a cookie request is passed"
+            );
+            assert_eq!(origin.count(path), 3);
+        }
+    })
+    .await;
+}
+
 /// CDN-Cache-Control takes precedence over Cache-Control.
 #[tokio::test]
 async fn cdn_cache_control_precedence() {

@@ -28,8 +28,8 @@ pub struct PolicyConfig {
     /// How long past all staleness windows to keep an object (with validators) for conditional
     /// revalidation.
     pub default_keep: Duration,
-    /// Requests carrying Cookie are not served from/stored in cache unless the response says
-    /// `public` or `s-maxage`.
+    /// Requests carrying Cookie bypass the cache: never served from it, never stored,
+    /// whatever the response says (the proxy passes them before lookup).
     pub cookie_requests_pass: bool,
     /// Honour Surrogate-Control (precedence below CDN-Cache-Control, above Cache-Control).
     pub surrogate_control: bool,
@@ -134,8 +134,8 @@ pub fn request_cacheable(req: &http::request::Parts) -> bool {
 }
 
 /// Response-dependent request rules: may a stored response with headers `stored` be served to
-/// `req`? Requests with Authorization (RFC 9111 3.5) or, when configured, Cookie only get stored
-/// responses the origin explicitly marked as shareable.
+/// `req`? Requests with Authorization (RFC 9111 3.5) only get stored responses the origin
+/// explicitly marked as shareable; with the Cookie pass policy, requests with Cookie get none.
 pub fn reusable_for(req: &http::request::Parts, stored: &HeaderMap, cfg: &PolicyConfig) -> bool {
     let (cc, _) = effective_cache_control(stored, cfg);
     if req.headers.contains_key(header::AUTHORIZATION)
@@ -143,9 +143,7 @@ pub fn reusable_for(req: &http::request::Parts, stored: &HeaderMap, cfg: &Policy
     {
         return false;
     }
-    !(cfg.cookie_requests_pass
-        && req.headers.contains_key(header::COOKIE)
-        && !(cc.public || cc.s_maxage.is_some()))
+    !(cfg.cookie_requests_pass && req.headers.contains_key(header::COOKIE))
 }
 
 /// RFC 9111 3 for a shared cache: may the response to `req` be stored?
@@ -198,7 +196,7 @@ pub fn storable_with(
     if req.headers.contains_key(header::AUTHORIZATION) && !(shareable || cc.must_revalidate) {
         return Err(NotStorable("authorization"));
     }
-    if cfg.cookie_requests_pass && req.headers.contains_key(header::COOKIE) && !shareable {
+    if cfg.cookie_requests_pass && req.headers.contains_key(header::COOKIE) {
         return Err(NotStorable("cookie"));
     }
     // RFC 9111 does not forbid storing Set-Cookie and cache-tests rewards it, but handing one
@@ -857,9 +855,13 @@ mod tests {
             Err(NotStorable("cookie"))
         );
         assert!(!reusable_for(&cookie, &r, &c));
+        // Pass means pass: the origin's `public` does not make one user's page shared.
         let public = headers(&[("cache-control", "max-age=3600, public")]);
-        assert_eq!(storable(&cookie, StatusCode::OK, &public, &c), Ok(()));
-        assert!(reusable_for(&cookie, &public, &c));
+        assert_eq!(
+            storable(&cookie, StatusCode::OK, &public, &c),
+            Err(NotStorable("cookie"))
+        );
+        assert!(!reusable_for(&cookie, &public, &c));
         c.cookie_requests_pass = false;
         assert_eq!(storable(&cookie, StatusCode::OK, &r, &c), Ok(()));
         assert!(reusable_for(&cookie, &r, &c));

@@ -171,7 +171,12 @@ impl Proxy {
         }
         let has_body = headers::content_length(&parts.headers).is_some_and(|n| n > 0)
             || parts.headers.contains_key(header::TRANSFER_ENCODING);
-        if !policy::request_cacheable(&parts) || has_body {
+        // `cookie_requests = "pass"` is a pass, as in Varnish's builtin VCL: a Cookie
+        // usually means a personalised page, and an origin's `public` on it is a bug
+        // the cache must not turn into one user's page served to everyone.
+        let cookie_pass =
+            self.policy.cookie_requests_pass && parts.headers.contains_key(header::COOKIE);
+        if !policy::request_cacheable(&parts) || has_body || cookie_pass {
             return self.pass_through(parts, body, client, key).await;
         }
         drop(body);
@@ -660,8 +665,8 @@ impl Proxy {
     }
 
     fn has_credentials(&self, h: &HeaderMap) -> bool {
+        // A Cookie under the pass policy never gets this far (`route` passes it).
         h.contains_key(header::AUTHORIZATION)
-            || (self.policy.cookie_requests_pass && h.contains_key(header::COOKIE))
     }
 
     /// Step: limits that hyper does not enforce itself.
