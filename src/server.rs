@@ -382,6 +382,7 @@ pub fn build_proxy(
         purge_allowed,
         access_log: cfg.log.access_log,
         trusted_proxies: cfg.client.trusted_cidrs(),
+        unkeyed_headers: crate::proxy::headers::NameList::new(&cfg.client.unkeyed_headers),
     };
     let geo = if cfg.geo.enabled {
         let geo = crate::geo::Geo::new(&cfg.geo, cfg.node.pop.as_deref(), Some(metrics.clone()))

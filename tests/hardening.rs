@@ -31,8 +31,13 @@ async fn node_for(origin: SocketAddr) -> Node {
 }
 
 /// Request fields that applications commonly trust to build URLs or route requests.
-const REFLECTED: [&str; 9] = [
+const REFLECTED: [&str; 14] = [
     "host",
+    "x-forwarded-prefix",
+    "x-original-host",
+    "x-original-uri",
+    "x-forwarded-uri",
+    "x-tenant",
     "x-forwarded-host",
     "x-host",
     "x-original-url",
@@ -945,6 +950,55 @@ async fn poison_x_forwarded_proto() {
         15,
         not_poisoned(&attack_with("X-Forwarded-Proto: https\r\n")),
     )
+    .await;
+}
+
+/// The unkeyed fields that hostile testing found reaching the origin (issue 11,
+/// finding 7), each on its own: an echoing origin's answer to them was cached for all.
+#[tokio::test]
+async fn poison_prefix_and_original_uri_fields() {
+    within(40, async {
+        for extra in [
+            "X-Forwarded-Prefix: /evil\r\n",
+            "X-Original-Host: evil.test\r\n",
+            "X-Original-URI: /evil\r\n",
+            "X-Forwarded-Uri: /evil\r\n",
+        ] {
+            not_poisoned(&attack_with(extra)).await;
+        }
+    })
+    .await;
+}
+
+/// `[client] unkeyed_headers` is the operator's list: a field added to it is stripped,
+/// and an emptied list forwards what it used to strip.
+#[tokio::test]
+async fn unkeyed_headers_list_is_configurable() {
+    within(15, async {
+        let origin = reflecting_origin().await;
+        let mut cfg = config(&[origin.addr]);
+        cfg.client.unkeyed_headers = vec!["X-Tenant".into()];
+        let node = start(cfg).await;
+        let got = raw(
+            node.addr,
+            attack_with("X-Tenant: evil\r\nX-Forwarded-Prefix: /kept\r\n").as_bytes(),
+            3,
+        )
+        .await;
+        assert!(!got.contains("x-tenant="), "listed field stripped: {got}");
+        assert!(
+            got.contains("x-forwarded-prefix=/kept"),
+            "a field the operator took off the list is forwarded: {got}"
+        );
+        let bad = lacquer::config::Config::parse(
+            "[[origin]]\naddress = \"127.0.0.1:1\"\n[client]\nunkeyed_headers = [\"host\", \"bad name\"]\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("t.toml:4: client.unkeyed_headers: \"host\" cannot be stripped"), "{bad}");
+        assert!(bad.contains("\"bad name\" is not a valid header field name"), "{bad}");
+    })
     .await;
 }
 

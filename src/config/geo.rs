@@ -57,14 +57,91 @@ impl Default for GeoConfig {
     }
 }
 
-/// How the client's address is found.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+/// How the client's address is found, and which of its claims are not believed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClientConfig {
     /// Proxies (CIDR) whose `X-Forwarded-For` and PROXY protocol headers are
     /// believed. Empty: the TCP peer is always the client.
     pub trusted_proxies: Vec<String>,
+    /// Request fields removed before a request goes upstream unless the peer is a
+    /// trusted proxy: inputs some origins read but the cache key does not include.
+    pub unkeyed_headers: Vec<String>,
 }
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            trusted_proxies: Vec::new(),
+            unkeyed_headers: DEFAULT_UNKEYED_HEADERS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
+}
+
+/// Unkeyed inputs known to poison shared caches, from the published research
+/// (Kettle, "Practical Web Cache Poisoning" 2018 and "Web Cache Entanglement" 2020;
+/// Nguyen et al., "CPDoS" 2019; the header lists of Param Miner and of Hackmanit's
+/// Web Cache Vulnerability Scanner): fields that frameworks read as the host, the
+/// scheme, the port, the URL or path, the method, or the client's address. A client
+/// sending one of them could otherwise make the origin answer for a different host,
+/// path or method under the key of a normal request, for everyone. lacquer sets
+/// `X-Forwarded-For` and `X-Forwarded-Proto` itself.
+pub const DEFAULT_UNKEYED_HEADERS: &[&str] = &[
+    // host and server name
+    "x-forwarded-host",
+    "x-forwarded-server",
+    "x-host",
+    "x-http-host-override",
+    "x-original-host",
+    "forwarded",
+    // scheme and port
+    "x-forwarded-scheme",
+    "x-forwarded-protocol",
+    "x-forwarded-ssl",
+    "x-url-scheme",
+    "front-end-https",
+    "x-forwarded-port",
+    // URL and path
+    "x-original-url",
+    "x-original-uri",
+    "x-rewrite-url",
+    "x-forwarded-prefix",
+    "x-forwarded-uri",
+    "x-forwarded-path",
+    "x-forwarded-url",
+    "x-proxy-url",
+    "x-http-destinationurl",
+    "x-wap-profile",
+    // method (CPDoS "HMO")
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    // client address claims (geo-dependent pages)
+    "x-real-ip",
+    "true-client-ip",
+    "x-client-ip",
+    "client-ip",
+    "x-originating-ip",
+    "x-remote-ip",
+    "x-remote-addr",
+    "x-cluster-client-ip",
+];
+
+/// Fields `unkeyed_headers` may not name: the request would lose its own framing or
+/// the host it is cached under.
+pub const UNSTRIPPABLE_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+];
+
+/// Most `unkeyed_headers` entries accepted: the list is scanned per request.
+pub const MAX_UNKEYED_HEADERS: usize = 128;
 
 impl ClientConfig {
     /// `trusted_proxies` parsed; a validated configuration has no bad entry.

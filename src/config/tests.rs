@@ -128,6 +128,7 @@ fn shipped_config_sets_every_key() {
         "format",
         "access_log",
         "trusted_proxies",
+        "unkeyed_headers",
         "mmdb",
         "pops",
         "action",

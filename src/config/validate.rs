@@ -336,6 +336,33 @@ fn check_client(c: &mut Checker<'_, '_>, config: &Config) {
             );
         }
     }
+    let names = &config.client.unkeyed_headers;
+    if names.len() > super::geo::MAX_UNKEYED_HEADERS {
+        c.fail(
+            "client.unkeyed_headers",
+            format!(
+                "client.unkeyed_headers: {} names, at most {} allowed",
+                names.len(),
+                super::geo::MAX_UNKEYED_HEADERS
+            ),
+        );
+    }
+    for (i, name) in names.iter().enumerate() {
+        let lower = name.to_ascii_lowercase();
+        let problem = if http::HeaderName::from_bytes(lower.as_bytes()).is_err() {
+            Some("is not a valid header field name")
+        } else if super::geo::UNSTRIPPABLE_HEADERS.contains(&lower.as_str()) {
+            Some("cannot be stripped (the request needs it, or lacquer sets it itself)")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            c.fail(
+                &format!("client.unkeyed_headers[{i}]"),
+                format!("client.unkeyed_headers: {name:?} {problem}"),
+            );
+        }
+    }
 }
 
 /// The PoP table is loaded here too, so that `check-config` catches a broken

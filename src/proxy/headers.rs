@@ -61,25 +61,53 @@ fn remove_listed(headers: &mut HeaderMap, names: &[HeaderName]) {
     }
 }
 
-/// Request fields that some origin frameworks read as the URL, host or method but the
-/// cache key does not include: forwarded as-is they let one client poison a shared
-/// entry. Dropped unless the peer is a trusted proxy.
-const UNKEYED_OVERRIDES: [HeaderName; 11] = [
-    HeaderName::from_static("x-forwarded-host"),
-    HeaderName::from_static("x-forwarded-server"),
-    HeaderName::from_static("x-forwarded-port"),
-    HeaderName::from_static("x-forwarded-scheme"),
-    HeaderName::from_static("x-host"),
-    HeaderName::from_static("x-original-url"),
-    HeaderName::from_static("x-rewrite-url"),
-    header::FORWARDED,
-    HeaderName::from_static("x-http-method-override"),
-    HeaderName::from_static("x-http-method"),
-    HeaderName::from_static("x-method-override"),
-];
+/// Request fields that some origin frameworks read as the URL, host, method or client
+/// but the cache key does not include (`[client] unkeyed_headers`): forwarded as-is
+/// they let one client poison a shared entry. Dropped unless the peer is trusted.
+#[derive(Debug, Clone, Default)]
+pub struct NameList {
+    names: Vec<HeaderName>,
+    /// Bit n set when some listed name is n bytes long (n < 64): most request fields
+    /// are ruled out by their length alone, so the common request costs a few bit
+    /// tests instead of a comparison with every listed name.
+    lengths: u64,
+}
 
-pub fn strip_unkeyed_overrides(headers: &mut HeaderMap) {
-    remove_listed(headers, &UNKEYED_OVERRIDES);
+impl NameList {
+    /// Invalid names are skipped (validation has refused them already).
+    pub fn new<S: AsRef<str>>(names: &[S]) -> NameList {
+        let mut list = NameList::default();
+        for n in names {
+            let Ok(name) = HeaderName::from_bytes(n.as_ref().to_ascii_lowercase().as_bytes())
+            else {
+                continue;
+            };
+            list.lengths |= length_bit(name.as_str().len());
+            if !list.names.contains(&name) {
+                list.names.push(name);
+            }
+        }
+        list
+    }
+
+    fn contains(&self, name: &HeaderName) -> bool {
+        self.lengths & length_bit(name.as_str().len()) != 0 && self.names.contains(name)
+    }
+
+    /// Remove every listed field from `headers`.
+    pub fn strip(&self, headers: &mut HeaderMap) {
+        if !headers.keys().any(|n| self.contains(n)) {
+            return;
+        }
+        for name in &self.names {
+            headers.remove(name);
+        }
+    }
+}
+
+/// Names of 63 bytes and more share the top bit.
+fn length_bit(len: usize) -> u64 {
+    1 << len.min(63)
 }
 
 /// Drop fields with `_` in their name: CGI-style servers map `Transfer_Encoding` to the
@@ -170,6 +198,28 @@ mod tests {
         assert!(h.get(header::TRANSFER_ENCODING).is_none());
         assert!(h.get(header::CONNECTION).is_none());
         assert!(h.get("x-kept").is_some());
+    }
+
+    #[test]
+    fn name_list_strips_listed_fields_only() {
+        let list = NameList::new(&["X-Forwarded-Prefix", "x-original-uri", "bad name"]);
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-prefix", HeaderValue::from_static("/evil"));
+        h.insert("x-original-uri", HeaderValue::from_static("/admin"));
+        h.insert("x-forwarded-prefiz", HeaderValue::from_static("kept"));
+        h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        list.strip(&mut h);
+        assert_eq!(h.len(), 2);
+        assert!(h.get("x-forwarded-prefiz").is_some() && h.get(header::ACCEPT).is_some());
+        let long = "x-".repeat(40);
+        let list = NameList::new(&[long.as_str()]);
+        let mut h = HeaderMap::new();
+        h.insert(
+            HeaderName::from_bytes(long.as_bytes()).unwrap(),
+            HeaderValue::from_static("1"),
+        );
+        list.strip(&mut h);
+        assert!(h.is_empty());
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub struct Settings {
     pub access_log: bool,
     /// Peers whose X-Forwarded-For is believed (`[client] trusted_proxies`).
     pub trusted_proxies: Vec<Cidr>,
+    /// Fields dropped from untrusted peers' requests (`[client] unkeyed_headers`).
+    pub unkeyed_headers: headers::NameList,
 }
 
 /// Everything the request path shares across requests.
@@ -616,7 +618,7 @@ impl Proxy {
             .iter()
             .any(|c| c.contains(peer))
         {
-            headers::strip_unkeyed_overrides(&mut h);
+            self.settings.unkeyed_headers.strip(&mut h);
         }
         // The origin must see the host the response will be cached under (RFC 9112
         // 3.2.2: an absolute-form target replaces Host).
