@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -104,12 +104,50 @@ impl Body for ProxyBody {
     }
 }
 
-/// A size cap on a streamed body; `exceeded` lets the proxy answer 413 instead of 502
-/// when the origin request failed because the client's body was too big.
+/// A size cap on a client's streamed body, and where its failure is recorded: when
+/// the origin request fails because the client's body broke, the client gets 413, 400
+/// or 408 for its own fault instead of a 502 that blames the origin.
 #[derive(Clone, Debug)]
 pub struct BodyLimit {
     pub max: u64,
-    pub exceeded: Arc<AtomicBool>,
+    pub fault: Arc<ClientFault>,
+}
+
+/// How a client's request body failed, if it did.
+#[derive(Debug, Default)]
+pub struct ClientFault(AtomicU8);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Past `limits.max_body`.
+    TooLarge,
+    /// Bad framing (a malformed chunk), or the client closed mid-body.
+    Malformed,
+    /// No body bytes for `limits.body_read_timeout`.
+    Stalled,
+}
+
+impl ClientFault {
+    fn set(&self, fault: Fault) {
+        let v = match fault {
+            Fault::TooLarge => 1,
+            Fault::Malformed => 2,
+            Fault::Stalled => 3,
+        };
+        // The first fault is the cause; what follows is its consequence.
+        let _ = self
+            .0
+            .compare_exchange(0, v, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> Option<Fault> {
+        match self.0.load(Ordering::Relaxed) {
+            1 => Some(Fault::TooLarge),
+            2 => Some(Fault::Malformed),
+            3 => Some(Fault::Stalled),
+            _ => None,
+        }
+    }
 }
 
 pin_project_lite::pin_project! {
@@ -147,7 +185,7 @@ impl Guarded {
                     *this.seen += data.len() as u64;
                     if let Some(limit) = this.limit.as_ref() {
                         if *this.seen > limit.max {
-                            limit.exceeded.store(true, Ordering::Relaxed);
+                            limit.fault.set(Fault::TooLarge);
                             return Poll::Ready(Some(Err(BodyError::TooLarge(limit.max))));
                         }
                     }
@@ -156,10 +194,20 @@ impl Guarded {
                 this.sleep.as_mut().reset(deadline);
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(BodyError::Hyper(e)))),
+            Poll::Ready(Some(Err(e))) => {
+                if let Some(limit) = this.limit.as_ref() {
+                    limit.fault.set(Fault::Malformed);
+                }
+                Poll::Ready(Some(Err(BodyError::Hyper(e))))
+            }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => match this.sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(BodyError::Timeout(*this.idle)))),
+                Poll::Ready(()) => {
+                    if let Some(limit) = this.limit.as_ref() {
+                        limit.fault.set(Fault::Stalled);
+                    }
+                    Poll::Ready(Some(Err(BodyError::Timeout(*this.idle))))
+                }
                 Poll::Pending => Poll::Pending,
             },
         }

@@ -300,6 +300,38 @@ async fn transfer_encoding_on_http10_refused() {
     .await;
 }
 
+/// A request body that breaks is the client's fault, not the origin's (issue 11,
+/// finding 13: a malformed chunked body got "502 origin unreachable"): malformed
+/// chunks get 400, a body that stalls past `body_read_timeout` gets 408.
+#[tokio::test]
+async fn broken_request_bodies_are_blamed_on_the_client() {
+    within(20, async {
+        let origin = plain_origin().await;
+        let mut cfg = config(&[origin.addr]);
+        cfg.limits.body_read_timeout = Duration::from_millis(500);
+        let node = start(cfg).await;
+        for chunks in ["zz\r\nhello\r\n0\r\n\r\n", "5\r\nhelloXX\r\n0\r\n\r\n"] {
+            let req = format!(
+                "POST /chunk HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{chunks}"
+            );
+            let resp = raw(node.addr, req.as_bytes(), 3).await;
+            assert_eq!(status_of(&resp), 400, "{chunks:?}: {resp:?}");
+        }
+        // Half a body, then silence past body_read_timeout.
+        let mut s = tokio::net::TcpStream::connect(node.addr).await.unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        s.write_all(b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+        let resp = String::from_utf8_lossy(&out);
+        assert_eq!(status_of(&resp), 408, "{resp:?}");
+        still_serves(&node).await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn invalid_chunk_sizes_not_forwarded_whole() {
     within(20, async {

@@ -7,7 +7,6 @@ pub mod headers;
 pub mod respond;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use http::{request, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
-use crate::body::{BodyLimit, ProxyBody};
+use crate::body::{BodyLimit, ClientFault, Fault, ProxyBody};
 use crate::cache::key::{CacheKey, KeyRules};
 use crate::cache::object::Object;
 use crate::cache::policy::{self, PolicyConfig, Usability};
@@ -198,10 +197,10 @@ impl Proxy {
             parts.method,
             Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
         );
-        let exceeded = Arc::new(AtomicBool::new(false));
+        let fault = Arc::new(ClientFault::default());
         let limit = BodyLimit {
             max: self.settings.max_body,
-            exceeded: exceeded.clone(),
+            fault: fault.clone(),
         };
         let req_body = ProxyBody::stream(body, self.settings.body_read_timeout, Some(limit));
         let origin_req = self.origin_request(&parts, client, req_body, false);
@@ -219,13 +218,21 @@ impl Proxy {
                 (Response::from_parts(rparts, body), status)
             }
             Err(why) => {
-                if exceeded.load(std::sync::atomic::Ordering::Relaxed) {
-                    return (
-                        synthetic(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
-                        status,
-                    );
-                }
-                (failure_response(why), status)
+                // The client's body broke the exchange: say so, and do not blame the origin.
+                let resp = match fault.get() {
+                    Some(Fault::TooLarge) => {
+                        synthetic(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+                    }
+                    Some(Fault::Malformed) => synthetic(
+                        StatusCode::BAD_REQUEST,
+                        "malformed or incomplete request body",
+                    ),
+                    Some(Fault::Stalled) => {
+                        synthetic(StatusCode::REQUEST_TIMEOUT, "request body timed out")
+                    }
+                    None => failure_response(why),
+                };
+                (resp, status)
             }
         }
     }
