@@ -1,50 +1,22 @@
-//! The HTTP client toward one origin: hyper-util's pooled client over plain TCP, or over
-//! rustls with the origin's own CA roots and SNI.
+//! Connectors toward one origin: plain TCP, or TCP then rustls with the origin's own CA
+//! roots and SNI.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::Request;
-use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::body::ProxyBody;
+use super::pool::Connector;
 use crate::config::{OriginConfig, UpstreamConfig};
 
-/// A pooled client for one origin: plain HTTP, or HTTPS with its own roots and SNI.
-#[derive(Clone, Debug)]
-pub(super) enum OriginClient {
-    Plain(Client<HttpConnector, ProxyBody>),
-    Tls(Client<HttpsConnector<HttpConnector>, ProxyBody>),
-}
-
-impl OriginClient {
-    pub(super) fn request(
-        &self,
-        req: Request<ProxyBody>,
-    ) -> hyper_util::client::legacy::ResponseFuture {
-        match self {
-            OriginClient::Plain(c) => c.request(req),
-            OriginClient::Tls(c) => c.request(req),
-        }
-    }
-}
-
-pub(super) fn build_client(o: &OriginConfig, cfg: &UpstreamConfig) -> Result<OriginClient, String> {
+/// How to open connections to origin `o`.
+pub(super) fn connector(o: &OriginConfig, cfg: &UpstreamConfig) -> Result<Connector, String> {
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(cfg.connect_timeout));
     http.set_nodelay(true);
     http.set_keepalive(Some(Duration::from_secs(60)));
-    let mut builder = Client::builder(TokioExecutor::new());
-    builder
-        .timer(TokioTimer::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(cfg.pool_idle_timeout)
-        .pool_max_idle_per_host(cfg.pool_max_idle_per_origin);
     if !o.tls {
-        return Ok(OriginClient::Plain(builder.build(http)));
+        return Ok(Connector::Plain(http));
     }
     http.enforce_http(false);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -64,9 +36,7 @@ pub(super) fn build_client(o: &OriginConfig, cfg: &UpstreamConfig) -> Result<Ori
         }
         None => https,
     };
-    Ok(OriginClient::Tls(
-        builder.build(https.enable_http1().wrap_connector(http)),
-    ))
+    Ok(Connector::Tls(https.enable_http1().wrap_connector(http)))
 }
 
 /// The CAs trusted for an origin: its `ca_file`, else the system's store.

@@ -7,6 +7,7 @@
 
 mod client;
 mod passive;
+mod pool;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -20,8 +21,9 @@ use crate::body::{BodyError, ProxyBody};
 use crate::coalesce::FetchFailure;
 use crate::config::{HealthConfig, OriginConfig, UpstreamConfig};
 use crate::metrics::Metrics;
-use client::{build_client, OriginClient};
 use passive::{Passive, Transition, Verdict};
+use pool::ConnPool;
+pub use pool::{Exchange, SendError};
 
 /// One origin server and what health checks and failed requests say about it.
 #[derive(Debug)]
@@ -37,7 +39,7 @@ pub struct Origin {
     passive: Passive,
     health: HealthConfig,
     scheme: Scheme,
-    client: OriginClient,
+    client: Arc<ConnPool>,
     meters: crate::metrics::OriginMeters,
 }
 
@@ -96,10 +98,7 @@ pub enum OriginError {
     #[error("no origin available")]
     NoOrigin,
     #[error("origin {origin}: {source}")]
-    Connect {
-        origin: String,
-        source: hyper_util::client::legacy::Error,
-    },
+    Connect { origin: String, source: SendError },
     #[error("origin {origin}: no response within {after:?}")]
     Timeout { origin: String, after: Duration },
     #[error("invalid request to origin: {0}")]
@@ -135,8 +134,29 @@ impl OriginError {
     }
 }
 
+/// The connection pool for origin `o`, its idle connections reaped in the background.
+fn pool_for(
+    o: &OriginConfig,
+    cfg: &UpstreamConfig,
+    authority: &Authority,
+) -> Result<Arc<ConnPool>, String> {
+    let scheme = if o.tls { "https" } else { "http" };
+    let target = Uri::try_from(format!("{scheme}://{authority}"))
+        .map_err(|e| format!("origin address {:?}: {e}", o.address))?;
+    let pool = ConnPool::new(
+        client::connector(o, cfg)?,
+        target,
+        cfg.pool_max_idle_per_origin,
+        cfg.pool_idle_timeout,
+    )?;
+    if tokio::runtime::Handle::try_current().is_ok() {
+        pool.spawn_reaper();
+    }
+    Ok(pool)
+}
+
 /// The request body's own error, when that is why hyper failed the request.
-fn body_error(e: &hyper_util::client::legacy::Error) -> Option<&BodyError> {
+fn body_error(e: &SendError) -> Option<&BodyError> {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     while let Some(c) = cause {
         if let Some(b) = c.downcast_ref::<BodyError>() {
@@ -179,6 +199,7 @@ impl OriginPool {
                 .address
                 .parse()
                 .map_err(|e| format!("origin address {:?}: {e}", o.address))?;
+            let client = pool_for(o, cfg, &authority)?;
             list.push(Arc::new(Origin {
                 address: o.address.clone(),
                 authority,
@@ -189,7 +210,7 @@ impl OriginPool {
                 passive: Passive::new(o.health.passive_fall, o.health.passive_cooldown),
                 health: o.health.clone(),
                 scheme: if o.tls { Scheme::HTTPS } else { Scheme::HTTP },
-                client: build_client(o, cfg)?,
+                client,
                 meters: metrics.origin_meters(&o.address),
             }));
             // Weights are small integers; cap the schedule so a huge weight cannot blow memory.
