@@ -14,6 +14,8 @@ use tokio::net::{TcpListener, TcpStream};
 /// What the smuggling origin sends after the first response on a connection.
 #[derive(Clone, Copy)]
 struct Extra {
+    /// Send the extra response at all (otherwise a well-behaved keep-alive origin).
+    forge: bool,
     /// Delay before the extra response (zero: in the same write as the real one).
     delay: Duration,
 }
@@ -76,7 +78,7 @@ async fn smuggling_conn(mut s: TcpStream, extra: Extra) {
         let head = String::from_utf8_lossy(&buf[..end]).into_owned();
         buf.drain(..end);
         let path = head.split(' ').nth(1).unwrap_or("?").to_owned();
-        if first {
+        if first && extra.forge {
             first = false;
             let body = format!("first {path}");
             let mut reply = format!(
@@ -171,6 +173,7 @@ async fn late_extra_response_is_not_served_from_cache() {
     within(30, async {
         let p = poisoned_rounds(
             Extra {
+                forge: true,
                 delay: Duration::from_millis(20),
             },
             Duration::from_millis(100),
@@ -188,6 +191,7 @@ async fn extra_response_in_same_write_is_not_served() {
     within(30, async {
         let p = poisoned_rounds(
             Extra {
+                forge: true,
                 delay: Duration::ZERO,
             },
             Duration::from_millis(20),
@@ -195,6 +199,58 @@ async fn extra_response_in_same_write_is_not_served() {
         )
         .await;
         assert_eq!((p.in_flight, p.served_later), (0, 0), "{p:?}");
+    })
+    .await;
+}
+
+/// A well-behaved keep-alive origin counting its connections, and a node in front of it
+/// with the given pool settings.
+async fn pooled(max_idle: usize, idle_timeout: Duration) -> (SmugglingOrigin, Node) {
+    let origin = SmugglingOrigin::start(Extra {
+        forge: false,
+        delay: Duration::ZERO,
+    })
+    .await;
+    let mut cfg = config(&[origin.addr]);
+    cfg.admin.enabled = false;
+    cfg.upstream.pool_max_idle_per_origin = max_idle;
+    cfg.upstream.pool_idle_timeout = idle_timeout;
+    let node = start(cfg).await;
+    (origin, node)
+}
+
+/// Sequential misses share one origin connection.
+#[tokio::test]
+async fn pool_reuses_one_connection() {
+    within(20, async {
+        let (origin, node) = pooled(8, Duration::from_secs(60)).await;
+        for i in 0..10 {
+            let g = node.get(&format!("/reuse{i}")).await;
+            assert_eq!(g.text(), format!("real /reuse{i}"));
+        }
+        assert_eq!(origin.connections(), 1);
+    })
+    .await;
+}
+
+/// `pool_max_idle_per_origin = 0` turns reuse off; an idle connection older than
+/// `pool_idle_timeout` is not reused.
+#[tokio::test]
+async fn pool_max_idle_and_idle_timeout() {
+    within(20, async {
+        let (origin, node) = pooled(0, Duration::from_secs(60)).await;
+        for i in 0..3 {
+            node.get(&format!("/noreuse{i}")).await;
+        }
+        assert_eq!(origin.connections(), 3);
+
+        let (origin, node) = pooled(8, Duration::from_millis(200)).await;
+        node.get("/t1").await;
+        node.get("/t2").await;
+        assert_eq!(origin.connections(), 1);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        node.get("/t3").await;
+        assert_eq!(origin.connections(), 2);
     })
     .await;
 }
