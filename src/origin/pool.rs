@@ -212,7 +212,14 @@ impl ConnPool {
                 Err(mut e) => match e.take_message() {
                     // Never written: the connection closed (or was found desynchronised)
                     // as we picked it; a fresh one is safe for any method.
-                    Some(back) => req = back,
+                    Some(back) => {
+                        let cause = std::error::Error::source(e.error())
+                            .and_then(|c| c.downcast_ref::<hyper::Error>());
+                        if cause.is_some_and(is_desync) {
+                            idle.state.desync();
+                        }
+                        req = back;
+                    }
                     None => return Err(SendError::Request(e.into_error())),
                 },
             }
