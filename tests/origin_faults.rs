@@ -255,6 +255,34 @@ async fn pool_max_idle_and_idle_timeout() {
     .await;
 }
 
+/// An origin that closes each connection after its response, without saying so: the
+/// pool must notice and not send the next request into a closed connection.
+#[tokio::test]
+async fn origin_closing_idle_connections_costs_no_request() {
+    within(20, async {
+        let origin = RawOrigin::start(|_, _| {
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nCache-Control: no-store\r\n\r\nok"
+                    .to_vec(),
+                AfterReply::Close,
+            )
+        })
+        .await;
+        let mut cfg = config(&[origin.addr]);
+        cfg.admin.enabled = false;
+        let node = start(cfg).await;
+        for i in 0..20 {
+            let g = node.get(&format!("/closing{i}")).await;
+            assert_eq!((g.status, g.text().as_str()), (200, "ok"), "request {i}");
+            if i % 2 == 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        assert_eq!(origin.total(), 20);
+    })
+    .await;
+}
+
 /// Writes a POST head for `len` body bytes, then the body in `chunks` pieces `every` apart;
 /// then reads the answer. Returns (status, body).
 async fn slow_upload(
