@@ -199,9 +199,9 @@ impl ConnPool {
         let pq = req
             .uri()
             .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_owned();
-        *req.uri_mut() = Uri::try_from(pq).unwrap_or_else(|_| Uri::from_static("/"));
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        *req.uri_mut() = Uri::from(pq);
         if !req.headers().contains_key(header::HOST) {
             req.headers_mut()
                 .insert(header::HOST, self.authority.clone());
