@@ -65,6 +65,22 @@ impl ProxyBody {
             inner: Guarded::new(inner, idle, limit),
         }
     }
+
+    /// A receiver told when the last byte of this body has been handed on, or `None`
+    /// when the body is already complete. The origin client times the wait for a
+    /// response head from then: an upload that keeps making progress is bounded by the
+    /// idle timer between its chunks, not by the first-byte timeout. The sender is
+    /// dropped unsent when the body fails.
+    pub fn on_sent(&mut self) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        match self {
+            ProxyBody::Stream { inner } if !inner.inner.is_end_stream() => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                inner.sent = Some(tx);
+                Some(rx)
+            }
+            _ => None,
+        }
+    }
 }
 
 impl Body for ProxyBody {
@@ -160,6 +176,7 @@ pin_project_lite::pin_project! {
         idle: Duration,
         seen: u64,
         limit: Option<BodyLimit>,
+        sent: Option<tokio::sync::oneshot::Sender<()>>,
     }
 }
 
@@ -171,6 +188,7 @@ impl Guarded {
             idle,
             seen: 0,
             limit,
+            sent: None,
         }
     }
 
@@ -192,6 +210,13 @@ impl Guarded {
                 }
                 let deadline = Instant::now() + *this.idle;
                 this.sleep.as_mut().reset(deadline);
+                // hyper stops polling once `is_end_stream` says so, so the last frame
+                // may be the last poll.
+                if this.inner.is_end_stream() {
+                    if let Some(tx) = this.sent.take() {
+                        let _ = tx.send(());
+                    }
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
@@ -200,7 +225,12 @@ impl Guarded {
                 }
                 Poll::Ready(Some(Err(BodyError::Hyper(e))))
             }
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                if let Some(tx) = this.sent.take() {
+                    let _ = tx.send(());
+                }
+                Poll::Ready(None)
+            }
             Poll::Pending => match this.sleep.as_mut().poll(cx) {
                 Poll::Ready(()) => {
                     if let Some(limit) = this.limit.as_ref() {

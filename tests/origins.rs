@@ -99,3 +99,119 @@ async fn health_checks_mark_down_and_up() {
     })
     .await;
 }
+
+/// Passive health: an origin answering 503 is taken out of rotation after `passive_fall`
+/// consecutive failures, and after the cooldown one probe request brings it back.
+#[tokio::test]
+async fn passive_health_takes_a_failing_origin_out_and_back() {
+    within(30, async {
+        let a = Origin::start(|_, _| Reply::ok("a")).await;
+        let b = Origin::start(|_, _| Reply::ok("b")).await;
+        let mut cfg = config(&[a.addr, b.addr]);
+        for o in &mut cfg.origin {
+            o.health.passive_fall = 3;
+            o.health.passive_cooldown = Duration::from_millis(500);
+        }
+        let node = start(cfg).await;
+        a.fail_503();
+        let mut statuses = Vec::new();
+        for i in 0..20 {
+            statuses.push(node.get(&format!("/down{i}")).await.status);
+        }
+        assert_eq!(
+            a.total(),
+            3,
+            "503s that reached the failing origin: {statuses:?}"
+        );
+        assert_eq!(tally(statuses)[&200], 17);
+        assert_eq!(
+            node.get("/down-still").await.text(),
+            "b",
+            "still out of rotation"
+        );
+        assert_eq!(
+            origin_up(&node, &a).await,
+            0,
+            "the health gauge shows it down"
+        );
+
+        a.heal();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        for i in 0..10 {
+            let g = node.get(&format!("/up{i}")).await;
+            assert_eq!(g.status, 200);
+        }
+        let back = a
+            .requests()
+            .iter()
+            .filter(|s| s.path.starts_with("/up"))
+            .count();
+        assert_eq!(
+            back, 5,
+            "after the cooldown the healed origin gets its share again"
+        );
+        assert_eq!(origin_up(&node, &a).await, 1);
+    })
+    .await;
+}
+
+/// With `passive_5xx = false`, 5xx answers do not count: the origin stays in rotation.
+#[tokio::test]
+async fn passive_health_can_ignore_5xx() {
+    within(30, async {
+        let a = Origin::start(|_, _| Reply::ok("a")).await;
+        let b = Origin::start(|_, _| Reply::ok("b")).await;
+        let mut cfg = config(&[a.addr, b.addr]);
+        for o in &mut cfg.origin {
+            o.health.passive_fall = 2;
+            o.health.passive_5xx = false;
+        }
+        let node = start(cfg).await;
+        a.fail_503();
+        for i in 0..10 {
+            node.get(&format!("/x{i}")).await;
+        }
+        assert_eq!(a.total(), 5);
+    })
+    .await;
+}
+
+/// Connect errors open the circuit too: a stopped origin stops costing a failed connect
+/// per request.
+#[tokio::test]
+async fn passive_health_counts_connect_errors() {
+    within(30, async {
+        let a = Origin::start(|_, _| Reply::ok("a")).await;
+        let b = Origin::start(|_, _| Reply::ok("b")).await;
+        let mut cfg = config(&[a.addr, b.addr]);
+        for o in &mut cfg.origin {
+            o.health.passive_fall = 2;
+            o.health.passive_cooldown = Duration::from_secs(30);
+        }
+        cfg.upstream.retry = false;
+        let node = start(cfg).await;
+        a.stop();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut statuses = Vec::new();
+        for i in 0..10 {
+            statuses.push(node.get(&format!("/c{i}")).await.status);
+        }
+        assert_eq!(
+            tally(statuses)[&502],
+            2,
+            "only the first two requests found it down"
+        );
+    })
+    .await;
+}
+
+/// The `lacquer_origin_up` gauge for `origin`, from the admin API's /metrics.
+async fn origin_up(node: &Node, origin: &Origin) -> i64 {
+    let m = node.admin(http::Method::GET, "/metrics", None, "").await;
+    let name = format!("lacquer_origin_up{{origin=\"{}\"}} ", origin.addr);
+    m.text()
+        .lines()
+        .find_map(|l| l.strip_prefix(&name))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {}", m.text()))
+}

@@ -307,6 +307,14 @@ pub struct HealthConfig {
     pub rise: u32,
     /// Acceptable status codes; empty means any 2xx or 3xx.
     pub expect_status: Vec<u16>,
+    /// Passive health: consecutive failed requests (connect error, first-byte timeout,
+    /// 5xx when `passive_5xx`) that take the origin out of rotation; 0 turns it off.
+    pub passive_fall: u32,
+    /// How long a passively failed origin gets no traffic before one probe request.
+    #[serde(deserialize_with = "units::de_duration")]
+    pub passive_cooldown: Duration,
+    /// Whether a 5xx answer counts as a failed request for passive health.
+    pub passive_5xx: bool,
 }
 
 impl Default for HealthConfig {
@@ -319,6 +327,9 @@ impl Default for HealthConfig {
             fall: 3,
             rise: 2,
             expect_status: Vec::new(),
+            passive_fall: 5,
+            passive_cooldown: Duration::from_secs(10),
+            passive_5xx: true,
         }
     }
 }

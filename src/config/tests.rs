@@ -90,6 +90,9 @@ fn shipped_config_sets_every_key() {
         "fall",
         "rise",
         "expect_status",
+        "passive_fall",
+        "passive_cooldown",
+        "passive_5xx",
         "connect_timeout",
         "first_byte_timeout",
         "between_bytes_timeout",
@@ -724,4 +727,22 @@ fn cluster_examples_load() {
         assert!(c.cluster.enabled);
         assert_eq!(c.cluster.peers.len(), 3);
     }
+}
+
+#[test]
+fn passive_health_keys() {
+    let c = Config::parse(
+        "[[origin]]\naddress = \"a:1\"\n[origin.health]\npassive_fall = 0\npassive_cooldown = \"2s\"\npassive_5xx = false\n",
+        "t.toml",
+    )
+    .unwrap();
+    let h = &c.origin[0].health;
+    assert_eq!((h.passive_fall, h.passive_5xx), (0, false));
+    assert_eq!(h.passive_cooldown, Duration::from_secs(2));
+    let e =
+        one_error("[[origin]]\naddress = \"a:1\"\n[origin.health]\npassive_cooldown = \"0s\"\n");
+    assert_eq!(
+        e,
+        "t.toml:4: origin[0].health.passive_cooldown must be greater than 0"
+    );
 }

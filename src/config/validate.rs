@@ -202,6 +202,7 @@ fn check_health(c: &mut Checker<'_, '_>, origin_path: &str, origin: &super::Orig
     c.nonzero_duration(&format!("{p}.timeout"), h.timeout);
     c.nonzero(&format!("{p}.fall"), u64::from(h.fall));
     c.nonzero(&format!("{p}.rise"), u64::from(h.rise));
+    c.nonzero_duration(&format!("{p}.passive_cooldown"), h.passive_cooldown);
     for status in &h.expect_status {
         if !(100..=599).contains(status) {
             c.fail(

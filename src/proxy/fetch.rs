@@ -59,6 +59,7 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
     let response_time = SystemTime::now();
     let stored_at = Instant::now();
     let (mut parts, body) = resp.into_parts();
+    let exchange = crate::origin::Exchange::of(&parts.extensions);
     // RFC 9112 6.1: Content-Length beside Transfer-Encoding "ought to be handled as an
     // error" (response splitting); relay it re-framed, but never store it.
     let bad_framing = parts.headers.contains_key(header::TRANSFER_ENCODING)
@@ -103,6 +104,7 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
                 if let Err(e) = proxy.store.insert(&key, refreshed.clone()) {
                     tracing::debug!(url = %key.url, reason = %e, "304 refresh not stored");
                 }
+                undo_on_desync(&proxy, exchange.as_ref(), &key);
             } else {
                 proxy.store.purge_url(&key, false);
             }
@@ -223,6 +225,7 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
             if let Err(e) = proxy.store.insert(&key, obj) {
                 tracing::debug!(url = %key.url, reason = %e, "fetched object not stored");
             }
+            undo_on_desync(&proxy, exchange.as_ref(), &key);
         }
     }
     writer.finish(Ok(()));
@@ -236,4 +239,21 @@ fn concat(chunks: Vec<Bytes>, size: u64) -> Bytes {
         buf.extend_from_slice(&c);
     }
     buf.freeze()
+}
+
+/// If the origin connection this response came from later turns out desynchronised (the
+/// response may have answered another request), drop what was stored from it.
+fn undo_on_desync(
+    proxy: &Arc<Proxy>,
+    exchange: Option<&crate::origin::Exchange>,
+    key: &crate::cache::key::CacheKey,
+) {
+    if let Some(x) = exchange {
+        let (proxy, key) = (Arc::downgrade(proxy), key.clone());
+        x.on_desync(move || {
+            if let Some(p) = proxy.upgrade() {
+                p.store.purge_url(&key, false);
+            }
+        });
+    }
 }

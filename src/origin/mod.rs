@@ -1,5 +1,13 @@
 //! The origin pool: pooled keep-alive connections, weighted round-robin over healthy
-//! origins, active health checks, and one retry on another origin.
+//! origins, active health checks, passive health (a circuit breaker fed by real
+//! requests, `passive`), and one retry on another origin.
+//!
+//! An origin is in rotation while the active probes say it is up *and* its circuit is
+//! closed; while it is half-open, one request at a time tries it.
+
+mod client;
+mod passive;
+mod pool;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -8,15 +16,14 @@ use std::time::Duration;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::body::ProxyBody;
+use crate::body::{BodyError, ProxyBody};
 use crate::coalesce::FetchFailure;
 use crate::config::{HealthConfig, OriginConfig, UpstreamConfig};
 use crate::metrics::Metrics;
+use passive::{Passive, Transition, Verdict};
+use pool::ConnPool;
+pub use pool::{Exchange, SendError};
 
 /// One origin server and what health checks and failed requests say about it.
 #[derive(Debug)]
@@ -24,121 +31,63 @@ pub struct Origin {
     pub address: String,
     authority: Authority,
     pub weight: u32,
+    /// What the active probes say.
     healthy: AtomicBool,
     fails: AtomicU32,
     passes: AtomicU32,
+    /// What real requests say.
+    passive: Passive,
     health: HealthConfig,
     scheme: Scheme,
-    client: OriginClient,
+    client: Arc<ConnPool>,
     meters: crate::metrics::OriginMeters,
 }
 
-/// A pooled client for one origin: plain HTTP, or HTTPS with its own roots and SNI.
-#[derive(Clone, Debug)]
-enum OriginClient {
-    Plain(Client<HttpConnector, ProxyBody>),
-    Tls(Client<HttpsConnector<HttpConnector>, ProxyBody>),
-}
-
-impl OriginClient {
-    fn request(&self, req: Request<ProxyBody>) -> hyper_util::client::legacy::ResponseFuture {
-        match self {
-            OriginClient::Plain(c) => c.request(req),
-            OriginClient::Tls(c) => c.request(req),
-        }
-    }
-}
-
-fn build_client(o: &OriginConfig, cfg: &UpstreamConfig) -> Result<OriginClient, String> {
-    let mut http = HttpConnector::new();
-    http.set_connect_timeout(Some(cfg.connect_timeout));
-    http.set_nodelay(true);
-    http.set_keepalive(Some(Duration::from_secs(60)));
-    let mut builder = Client::builder(TokioExecutor::new());
-    builder
-        .timer(TokioTimer::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(cfg.pool_idle_timeout)
-        .pool_max_idle_per_host(cfg.pool_max_idle_per_origin);
-    if !o.tls {
-        return Ok(OriginClient::Plain(builder.build(http)));
-    }
-    http.enforce_http(false);
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots(o)?)
-        .with_no_client_auth();
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_only();
-    let https = match &o.sni {
-        Some(name) => {
-            let name = rustls_pki_types::ServerName::try_from(name.clone())
-                .map_err(|e| format!("origin {} sni {name:?}: {e}", o.address))?;
-            https.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name))
-        }
-        None => https,
-    };
-    Ok(OriginClient::Tls(
-        builder.build(https.enable_http1().wrap_connector(http)),
-    ))
-}
-
-/// The CAs trusted for an origin: its `ca_file`, else the system's store.
-fn roots(o: &OriginConfig) -> Result<rustls::RootCertStore, String> {
-    use rustls_pki_types::pem::PemObject;
-    let mut store = rustls::RootCertStore::empty();
-    match &o.ca_file {
-        Some(path) => {
-            for cert in rustls_pki_types::CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("{}: {e}", path.display()))?
-            {
-                let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
-                store
-                    .add(cert)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            for cert in found.certs {
-                let _ = store.add(cert);
-            }
-        }
-    }
-    if store.is_empty() {
-        return Err(format!(
-            "origin {}: no CA certificates to verify it with",
-            o.address
-        ));
-    }
-    Ok(store)
-}
-
 impl Origin {
+    /// In rotation: the probes say up and the circuit is closed.
     pub fn is_healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
+        self.healthy.load(Ordering::Relaxed) && !self.passive.is_down()
     }
 
-    /// Record a check or request result; flips health after `fall` failures or `rise`
-    /// successes in a row, so one blip does not move traffic.
-    fn record(&self, ok: bool) {
+    /// Record a probe result; flips health after `fall` failures or `rise` successes
+    /// in a row, so one blip does not move traffic.
+    fn record_probe(&self, ok: bool, metrics: &Metrics) {
+        let up = self.healthy.load(Ordering::Relaxed);
         if ok {
             self.fails.store(0, Ordering::Relaxed);
             let n = self.passes.fetch_add(1, Ordering::Relaxed) + 1;
-            if !self.is_healthy() && n >= self.health.rise.max(1) {
+            if !up && n >= self.health.rise.max(1) {
                 self.healthy.store(true, Ordering::Relaxed);
-                tracing::info!(origin = %self.address, "origin is up");
+                tracing::info!(origin = %self.address, "origin is up (health checks)");
             }
         } else {
             self.passes.store(0, Ordering::Relaxed);
             let n = self.fails.fetch_add(1, Ordering::Relaxed) + 1;
-            if self.is_healthy() && n >= self.health.fall.max(1) {
+            if up && n >= self.health.fall.max(1) {
                 self.healthy.store(false, Ordering::Relaxed);
-                tracing::warn!(origin = %self.address, "origin is down");
+                tracing::warn!(origin = %self.address, "origin is down (health checks)");
             }
+        }
+        metrics.origin_health(&self.address, self.is_healthy());
+    }
+
+    /// Record what a real request said about the origin.
+    fn record_request(&self, verdict: Verdict, metrics: &Metrics) {
+        match self.passive.record(verdict) {
+            Some(Transition::Down(n)) => {
+                tracing::warn!(
+                    origin = %self.address,
+                    failures = n,
+                    cooldown = ?self.health.passive_cooldown,
+                    "origin is down (passive: consecutive failed requests)"
+                );
+                metrics.origin_health(&self.address, self.is_healthy());
+            }
+            Some(Transition::Up) => {
+                tracing::info!(origin = %self.address, "origin is up (passive: a request after the cooldown succeeded)");
+                metrics.origin_health(&self.address, self.is_healthy());
+            }
+            None => {}
         }
     }
 }
@@ -149,14 +98,15 @@ pub enum OriginError {
     #[error("no origin available")]
     NoOrigin,
     #[error("origin {origin}: {source}")]
-    Connect {
-        origin: String,
-        source: hyper_util::client::legacy::Error,
-    },
+    Connect { origin: String, source: SendError },
     #[error("origin {origin}: no response within {after:?}")]
     Timeout { origin: String, after: Duration },
     #[error("invalid request to origin: {0}")]
     BadRequest(String),
+    /// The client's request body failed while it was being sent (too slow, too big,
+    /// broken framing): the client's fault, not the origin's.
+    #[error("request body: {reason}")]
+    ClientBody { reason: String, timed_out: bool },
 }
 
 impl OriginError {
@@ -164,9 +114,57 @@ impl OriginError {
         match self {
             OriginError::NoOrigin => FetchFailure::NoOrigin,
             OriginError::Timeout { .. } => FetchFailure::Timeout,
-            OriginError::Connect { .. } | OriginError::BadRequest(_) => FetchFailure::Connect,
+            OriginError::ClientBody {
+                timed_out: true, ..
+            } => FetchFailure::ClientTimeout,
+            OriginError::Connect { .. }
+            | OriginError::BadRequest(_)
+            | OriginError::ClientBody { .. } => FetchFailure::Connect,
         }
     }
+
+    /// What this failure says about the origin's health.
+    fn verdict(&self) -> Verdict {
+        match self {
+            OriginError::Connect { .. } | OriginError::Timeout { .. } => Verdict::Failure,
+            OriginError::NoOrigin | OriginError::BadRequest(_) | OriginError::ClientBody { .. } => {
+                Verdict::Neutral
+            }
+        }
+    }
+}
+
+/// The connection pool for origin `o`, its idle connections reaped in the background.
+fn pool_for(
+    o: &OriginConfig,
+    cfg: &UpstreamConfig,
+    authority: &Authority,
+) -> Result<Arc<ConnPool>, String> {
+    let scheme = if o.tls { "https" } else { "http" };
+    let target = Uri::try_from(format!("{scheme}://{authority}"))
+        .map_err(|e| format!("origin address {:?}: {e}", o.address))?;
+    let pool = ConnPool::new(
+        client::connector(o, cfg)?,
+        target,
+        cfg.pool_max_idle_per_origin,
+        cfg.pool_idle_timeout,
+    )?;
+    if tokio::runtime::Handle::try_current().is_ok() {
+        pool.spawn_reaper();
+    }
+    Ok(pool)
+}
+
+/// The request body's own error, when that is why hyper failed the request.
+fn body_error(e: &SendError) -> Option<&BodyError> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if let Some(b) = c.downcast_ref::<BodyError>() {
+            return Some(b);
+        }
+        cause = c.source();
+    }
+    None
 }
 
 /// What goes to the origin: a head that can be replayed for a retry, plus a body.
@@ -201,6 +199,7 @@ impl OriginPool {
                 .address
                 .parse()
                 .map_err(|e| format!("origin address {:?}: {e}", o.address))?;
+            let client = pool_for(o, cfg, &authority)?;
             list.push(Arc::new(Origin {
                 address: o.address.clone(),
                 authority,
@@ -208,15 +207,19 @@ impl OriginPool {
                 healthy: AtomicBool::new(true),
                 fails: AtomicU32::new(0),
                 passes: AtomicU32::new(0),
+                passive: Passive::new(o.health.passive_fall, o.health.passive_cooldown),
                 health: o.health.clone(),
                 scheme: if o.tls { Scheme::HTTPS } else { Scheme::HTTP },
-                client: build_client(o, cfg)?,
+                client,
                 meters: metrics.origin_meters(&o.address),
             }));
             // Weights are small integers; cap the schedule so a huge weight cannot blow memory.
             for _ in 0..o.weight.clamp(1, 100) {
                 schedule.push(i);
             }
+        }
+        for o in &list {
+            metrics.origin_health(&o.address, true);
         }
         Ok(Arc::new(OriginPool {
             origins: list,
@@ -231,8 +234,9 @@ impl OriginPool {
         &self.origins
     }
 
-    /// Next healthy origin in the weighted round-robin, skipping `exclude`. When none is
-    /// healthy, try them anyway: a health check can be wrong, a refused request is not worse.
+    /// Next healthy origin in the weighted round-robin, skipping `exclude`; an origin whose
+    /// circuit is half-open takes one probe request. When none is healthy, try them
+    /// anyway: a health check can be wrong, a refused request is not worse.
     fn pick(&self, exclude: Option<usize>) -> Option<usize> {
         if self.schedule.is_empty() {
             return None;
@@ -245,7 +249,8 @@ impl OriginPool {
             if Some(idx) == exclude {
                 continue;
             }
-            if self.origins[idx].is_healthy() {
+            let o = &self.origins[idx];
+            if o.healthy.load(Ordering::Relaxed) && o.passive.admits() {
                 return Some(idx);
             }
             fallback.get_or_insert(idx);
@@ -290,7 +295,7 @@ impl OriginPool {
         method: Method,
         path_and_query: PathAndQuery,
         headers: HeaderMap,
-        body: ProxyBody,
+        mut body: ProxyBody,
     ) -> Result<Response<Incoming>, OriginError> {
         let origin = &self.origins[idx];
         let uri = Uri::builder()
@@ -299,39 +304,62 @@ impl OriginPool {
             .path_and_query(path_and_query)
             .build()
             .map_err(|e| OriginError::BadRequest(e.to_string()))?;
+        // The first-byte timer starts once the request body is sent in full; until then
+        // the body's own idle timer bounds a slow client (finding: slow uploads got 504).
+        let sent = body.on_sent();
         let mut req = Request::new(body);
         *req.method_mut() = method;
         *req.uri_mut() = uri;
         *req.version_mut() = Version::HTTP_11;
         *req.headers_mut() = headers;
         let timeout = self.cfg.first_byte_timeout;
+        let deadline = async move {
+            if let Some(sent) = sent {
+                // An error means the body failed; hyper reports that on its own.
+                let _ = sent.await;
+            }
+            tokio::time::sleep(timeout).await;
+        };
         let started = tokio::time::Instant::now();
-        let result = match tokio::time::timeout(timeout, origin.client.request(req)).await {
-            Ok(Ok(resp)) => {
-                origin.record(true);
-                Ok(resp)
-            }
-            Ok(Err(source)) => {
-                if source.is_connect() {
-                    origin.record(false);
-                }
-                Err(OriginError::Connect {
-                    origin: origin.address.clone(),
-                    source,
-                })
-            }
-            Err(_) => Err(OriginError::Timeout {
+        let result = tokio::select! {
+            biased;
+            r = origin.client.request(req) => match r {
+                Ok(resp) => Ok(resp),
+                Err(source) => Err(match body_error(&source) {
+                    Some(b) => OriginError::ClientBody {
+                        reason: b.to_string(),
+                        timed_out: matches!(b, BodyError::Timeout(_)),
+                    },
+                    None => OriginError::Connect {
+                        origin: origin.address.clone(),
+                        source,
+                    },
+                }),
+            },
+            () = deadline => Err(OriginError::Timeout {
                 origin: origin.address.clone(),
                 after: timeout,
             }),
         };
-        let outcome = match &result {
-            Ok(r) if r.status().is_server_error() => "5xx",
-            Ok(_) => "ok",
-            Err(OriginError::Timeout { .. }) => "timeout",
-            Err(_) => "error",
+        let (outcome, verdict) = match &result {
+            Ok(r) if r.status().is_server_error() => (
+                Some("5xx"),
+                if origin.health.passive_5xx {
+                    Verdict::Failure
+                } else {
+                    Verdict::Success
+                },
+            ),
+            Ok(_) => (Some("ok"), Verdict::Success),
+            Err(e @ OriginError::Timeout { .. }) => (Some("timeout"), e.verdict()),
+            // Not the origin's doing: left out of its request counts.
+            Err(e @ OriginError::ClientBody { .. }) => (None, e.verdict()),
+            Err(e) => (Some("error"), e.verdict()),
         };
-        origin.meters.record(outcome, started.elapsed());
+        if let Some(outcome) = outcome {
+            origin.meters.record(outcome, started.elapsed());
+        }
+        origin.record_request(verdict, &self.metrics);
         result
     }
 
@@ -347,11 +375,7 @@ impl OriginPool {
                     let interval = match weak.upgrade() {
                         Some(pool) => {
                             let ok = pool.check(idx).await;
-                            pool.origins[idx].record(ok);
-                            pool.metrics.origin_health(
-                                &pool.origins[idx].address,
-                                pool.origins[idx].is_healthy(),
-                            );
+                            pool.origins[idx].record_probe(ok, &pool.metrics);
                             pool.origins[idx].health.interval
                         }
                         None => return,
