@@ -33,6 +33,10 @@ pub struct PolicyConfig {
     pub cookie_requests_pass: bool,
     /// Honour Surrogate-Control (precedence below CDN-Cache-Control, above Cache-Control).
     pub surrogate_control: bool,
+    /// Cap on the freshness lifetime and stale windows of a stored 5xx: RFC 9111 lets an
+    /// origin make an error fresh for as long as it likes, but one hiccup answered with
+    /// `max-age=600` must not become ten minutes of errors.
+    pub max_error_ttl: Duration,
 }
 
 impl Default for PolicyConfig {
@@ -45,6 +49,7 @@ impl Default for PolicyConfig {
             default_keep: Duration::from_secs(3600),
             cookie_requests_pass: true,
             surrogate_control: true,
+            max_error_ttl: Duration::from_secs(5),
         }
     }
 }
@@ -346,6 +351,12 @@ pub fn freshness_with(
         swr
     };
     let has_validator = resp.contains_key(header::ETAG) || resp.contains_key(header::LAST_MODIFIED);
+    let (lifetime, swr, sie) = if status.is_server_error() {
+        let cap = cfg.max_error_ttl;
+        (lifetime.min(cap), swr.min(cap), sie.min(cap))
+    } else {
+        (lifetime, swr, sie)
+    };
     Freshness {
         lifetime,
         initial_age,
