@@ -351,7 +351,10 @@ pub fn freshness_with(
         swr
     };
     let has_validator = resp.contains_key(header::ETAG) || resp.contains_key(header::LAST_MODIFIED);
-    let (lifetime, swr, sie) = if status.is_server_error() {
+    // 501 is exempt: RFC 9110 makes it heuristically cacheable, it describes the resource
+    // (a method it will never support), not a failure of the origin.
+    let (lifetime, swr, sie) = if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED
+    {
         let cap = cfg.max_error_ttl;
         (lifetime.min(cap), swr.min(cap), sie.min(cap))
     } else {
@@ -803,6 +806,26 @@ mod tests {
         assert!(store(206, &r).is_err());
         assert!(store(304, &r).is_err());
         assert!(store(100, &r).is_err());
+    }
+
+    #[test]
+    fn stored_errors_are_capped_at_max_error_ttl() {
+        let r = headers(&[(
+            "cache-control",
+            "max-age=600, stale-while-revalidate=600, stale-if-error=600",
+        )]);
+        for s in [500, 502, 503, 504, 599] {
+            let f = fresh_of(s, &r);
+            let cap = Duration::from_secs(5);
+            assert_eq!(
+                (f.lifetime, f.stale_while_revalidate, f.stale_if_error),
+                (cap, cap, cap),
+                "{s}"
+            );
+        }
+        for s in [200, 404, 501] {
+            assert_eq!(fresh_of(s, &r).lifetime, Duration::from_secs(600), "{s}");
+        }
     }
 
     #[test]
