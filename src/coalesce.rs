@@ -20,10 +20,11 @@
 //! A short hit-for-miss marker then keeps later requests from queueing at all. A fetch
 //! nobody can join (hit-for-miss, released followers) is `abortable`: when its last waiter
 //! leaves (the client hung up), the fetch drops its origin request. A joinable fill goes on
-//! without readers, since it may fill the cache. While a body is kept for storing, every chunk stays in memory
-//! (it becomes the cached object); once it is known not to be stored, chunks that every
-//! reader has passed are dropped and the writer waits for the slowest reader beyond a
-//! window, so memory stays bounded whatever the response size.
+//! without readers, since it may fill the cache. While a body is kept for storing, every
+//! chunk stays in memory (it becomes the cached object); once it is known not to be
+//! stored, chunks that every reader has passed are dropped, the writer waits for the
+//! slowest reader beyond a window (so memory stays bounded whatever the response size),
+//! and the fetch ends when no reader is left.
 //!
 //! Hand-written rather than built on `tokio::sync::broadcast`: broadcast cannot replay the
 //! start of the stream to a late joiner, and a lagging receiver loses data instead of
