@@ -241,7 +241,10 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
                 Some(Err(e)) => {
                     tracing::warn!(url = %key.url, error = %e, "origin body failed");
                     proxy.coalescer.mark_failed(key.hash);
-                    writer.fail(FetchFailure::Connect);
+                    writer.fail(match e {
+                        crate::body::BodyError::Timeout(_) => FetchFailure::Timeout,
+                        _ => FetchFailure::Connect,
+                    });
                     return;
                 }
                 None => break,
