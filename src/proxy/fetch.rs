@@ -206,6 +206,9 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
         &proxy.policy,
     );
     if negative {
+        // lacquer's own lifetime, counted from receipt: the origin's Date (whole seconds)
+        // must not eat a one-second error_ttl.
+        freshness.initial_age = std::time::Duration::ZERO;
         freshness.lifetime = proxy.settings.error_ttl;
         freshness.stale_while_revalidate = std::time::Duration::ZERO;
         freshness.stale_if_error = std::time::Duration::ZERO;
