@@ -12,13 +12,19 @@
 //! ```
 //!
 //! Waiters register a body cursor when they join, so a waiter never misses the start of
-//! the body however late it reads. When the response is not shareable (private, no-store,
-//! too big...), followers get `GiveUp` and fetch on their own: an uncacheable URL must never
-//! be serialized behind one request. A short hit-for-miss marker then keeps later requests
-//! from queueing at all. While a body is kept for storing, every chunk stays in memory
-//! (it becomes the cached object); once it is known not to be stored, chunks that every
-//! reader has passed are dropped and the writer waits for the slowest reader beyond a
-//! window, so memory stays bounded whatever the response size.
+//! the body however late it reads. Waiters stay with the fetch until it has a head or
+//! fails: the fetch is bounded by its own timeouts, and its failure (or 5xx) is everyone's
+//! answer, so a failing origin sees one request per wave, not one per waiter. When the
+//! response is not shareable (private, no-store, Set-Cookie...), followers get `GiveUp`
+//! and fetch on their own: an uncacheable URL must never be serialized behind one request.
+//! A short hit-for-miss marker then keeps later requests from queueing at all. A fetch
+//! nobody can join (hit-for-miss, released followers) is `abortable`: when its last waiter
+//! leaves (the client hung up), the fetch drops its origin request. A joinable fill goes on
+//! without readers, since it may fill the cache. While a body is kept for storing, every
+//! chunk stays in memory (it becomes the cached object); once it is known not to be
+//! stored, chunks that every reader has passed are dropped, the writer waits for the
+//! slowest reader beyond a window (so memory stays bounded whatever the response size),
+//! and the fetch ends when no reader is left.
 //!
 //! Hand-written rather than built on `tokio::sync::broadcast`: broadcast cannot replay the
 //! start of the stream to a late joiner, and a lagging receiver loses data instead of
@@ -33,6 +39,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{request, HeaderMap, StatusCode, Version};
 use http_body::{Frame, SizeHint};
+use tokio::time::Instant;
 
 use crate::body::BodyError;
 use crate::cache::key::CacheKey;
@@ -50,8 +57,9 @@ pub struct ResponseHead {
     pub headers: HeaderMap,
     /// Content-Length of the body when the origin stated it.
     pub content_length: Option<u64>,
-    /// The response is being stored (it may still turn out too big).
-    pub storing: bool,
+    /// The whole response was in the store before this head was published (Cache-Status
+    /// `stored` must be true when it is said, and the head goes out before a long body ends).
+    pub stored: bool,
 }
 
 /// Why a fetch produced no response head.
@@ -82,6 +90,9 @@ pub enum Outcome {
     GiveUp,
     /// The origin gave no response.
     Failed(FetchFailure),
+    /// The waiter stopped waiting: the fetch is slower than `stale_on_slow` and the waiter
+    /// has a stale copy to serve (the fetch goes on and refreshes the cache).
+    Slow,
 }
 
 enum Head {
@@ -160,6 +171,9 @@ impl State {
 /// One in-flight origin fetch.
 pub struct Flight {
     pub key: CacheKey,
+    /// When the fetch started: a waiter with a stale copy serves it once the fetch is
+    /// older than `stale_on_slow`, however late the waiter joined.
+    pub started: Instant,
     /// The leader's request: a follower may share a response only if it selects the
     /// same variant (Vary) as the request that was sent.
     pub leader: Arc<request::Parts>,
@@ -370,11 +384,31 @@ pub struct FlightWriter {
     flight: Arc<Flight>,
     coalescer: Arc<Coalescer>,
     finished: bool,
+    abortable: bool,
 }
 
 impl FlightWriter {
     pub fn flight(&self) -> &Arc<Flight> {
         &self.flight
+    }
+
+    /// Nobody can join this fetch: once its waiters are gone, nobody needs it.
+    pub fn abortable(&self) -> bool {
+        self.abortable
+    }
+
+    /// Resolves once no waiter is attached (all clients hung up, or were served elsewhere).
+    pub async fn abandoned(&self) {
+        std::future::poll_fn(|cx| {
+            let mut st = self.flight.lock();
+            if st.live_readers == 0 {
+                Poll::Ready(())
+            } else {
+                st.writer_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
     }
 
     /// Publish the response head. Not shareable: followers are released and the key
@@ -496,22 +530,32 @@ pub enum Join {
     Busy,
 }
 
-/// The in-flight map and the hit-for-miss markers.
+/// The in-flight map, the hit-for-miss markers and the failure backoff markers.
 pub struct Coalescer {
     flights: Mutex<HashMap<u128, Arc<Flight>, KeyHashBuilder>>,
     hit_for_miss: moka::sync::Cache<u128, (), KeyHashBuilder>,
+    /// Keys whose last fetch failed (no head, or 5xx), for `error_backoff`; None when off.
+    failed: Option<moka::sync::Cache<u128, (), KeyHashBuilder>>,
     max_waiters: usize,
 }
 
 impl Coalescer {
-    pub fn new(max_waiters: usize, hit_for_miss_ttl: Duration) -> Arc<Self> {
+    pub fn new(
+        max_waiters: usize,
+        hit_for_miss_ttl: Duration,
+        error_backoff: Duration,
+    ) -> Arc<Self> {
+        // Bounded: an attacker requesting endless URLs only churns markers.
+        let markers = |ttl: Duration| {
+            moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ttl.max(Duration::from_millis(1)))
+                .build_with_hasher(KeyHashBuilder::default())
+        };
         Arc::new(Coalescer {
             flights: Mutex::new(HashMap::default()),
-            // Bounded: an attacker requesting endless uncacheable URLs only churns markers.
-            hit_for_miss: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(hit_for_miss_ttl.max(Duration::from_millis(1)))
-                .build_with_hasher(KeyHashBuilder::default()),
+            hit_for_miss: markers(hit_for_miss_ttl),
+            failed: (!error_backoff.is_zero()).then(|| markers(error_backoff)),
             max_waiters,
         })
     }
@@ -531,7 +575,7 @@ impl Coalescer {
             }
             // A hash collision with a different URL: do not share; lead unshared.
             drop(map);
-            let (w, r) = self.detached(key, leader);
+            let (w, r) = self.detached(key, leader, false);
             return Join::Leader(w, r);
         }
         let flight = Arc::new(Flight::new(key.clone(), leader.clone()));
@@ -543,16 +587,19 @@ impl Coalescer {
                 flight,
                 coalescer: self.clone(),
                 finished: false,
+                abortable: false,
             },
             waiter,
         )
     }
 
-    /// A flight that is not in the map: for background refreshes and collisions.
+    /// A flight that is not in the map, for one request (hit-for-miss, a released follower,
+    /// a hash collision): `abortable` when its fetch should end with its client.
     pub fn detached(
         self: &Arc<Self>,
         key: &CacheKey,
         leader: &Arc<request::Parts>,
+        abortable: bool,
     ) -> (FlightWriter, Waiter) {
         let flight = Arc::new(Flight::new(key.clone(), leader.clone()));
         let waiter = flight.register(true);
@@ -561,6 +608,7 @@ impl Coalescer {
                 flight,
                 coalescer: self.clone(),
                 finished: false,
+                abortable,
             },
             waiter,
         )
@@ -582,6 +630,7 @@ impl Coalescer {
             flight,
             coalescer: self.clone(),
             finished: false,
+            abortable: false,
         })
     }
 
@@ -617,6 +666,25 @@ impl Coalescer {
         }
     }
 
+    /// The last fetch for this key failed within `error_backoff`.
+    pub fn recently_failed(&self, hash: u128) -> bool {
+        self.failed.as_ref().is_some_and(|m| m.contains_key(&hash))
+    }
+
+    pub fn mark_failed(&self, hash: u128) {
+        if let Some(m) = &self.failed {
+            m.insert(hash, ());
+        }
+    }
+
+    pub fn clear_failed(&self, hash: u128) {
+        if let Some(m) = &self.failed {
+            if m.contains_key(&hash) {
+                m.invalidate(&hash);
+            }
+        }
+    }
+
     /// After a purge by tag, prefix or everything: the markers are short-lived hints,
     /// so dropping all of them is cheaper than tracking which URLs they belong to.
     pub fn clear_all_hit_for_miss(&self) {
@@ -628,6 +696,7 @@ impl Flight {
     fn new(key: CacheKey, leader: Arc<request::Parts>) -> Self {
         Flight {
             key,
+            started: Instant::now(),
             leader,
             state: Mutex::new(State {
                 head: Head::Pending,

@@ -102,7 +102,11 @@ impl Shared {
         Ok(Shared {
             cluster: Arc::new(arc_swap::ArcSwapOption::new(cluster)),
             store: Arc::new(Store::new(cfg.cache.memory, cfg.cache.max_variants)),
-            coalescer: Coalescer::new(cfg.cache.max_waiters, cfg.cache.hit_for_miss_ttl),
+            coalescer: Coalescer::new(
+                cfg.cache.max_waiters,
+                cfg.cache.hit_for_miss_ttl,
+                cfg.cache.error_backoff,
+            ),
             metrics,
         })
     }
@@ -352,6 +356,7 @@ pub fn build_proxy(
         default_keep: c.default_keep,
         cookie_requests_pass: c.cookie_requests == CookiePolicy::Pass,
         surrogate_control: c.surrogate_control,
+        max_error_ttl: c.max_error_ttl,
     };
     let key_rules = KeyRules {
         query: match c.key.query {
@@ -378,7 +383,9 @@ pub fn build_proxy(
         max_body: cfg.limits.max_body,
         body_read_timeout: cfg.limits.body_read_timeout,
         between_bytes_timeout: cfg.upstream.between_bytes_timeout,
-        coalesce_timeout: c.coalesce_timeout,
+        coalesce_timeout: crate::proxy::coalesce_wait_bound(c.coalesce_timeout, &cfg.upstream),
+        stale_on_slow: c.stale_on_slow,
+        error_ttl: c.error_ttl,
         purge_allowed,
         access_log: cfg.log.access_log,
         trusted_proxies: cfg.client.trusted_cidrs(),

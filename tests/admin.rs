@@ -229,6 +229,9 @@ async fn soft_purge_keeps_stale_for_errors() {
             got.cache_status()
         );
         origin.heal();
+        // After a failed fetch, the stale copy is served without asking the origin for
+        // `cache.error_backoff` (1 s).
+        tokio::time::sleep(Duration::from_millis(1100)).await;
         let got = node.get("/s").await;
         assert_ne!(
             got.text(),

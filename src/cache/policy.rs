@@ -33,6 +33,10 @@ pub struct PolicyConfig {
     pub cookie_requests_pass: bool,
     /// Honour Surrogate-Control (precedence below CDN-Cache-Control, above Cache-Control).
     pub surrogate_control: bool,
+    /// Cap on the freshness lifetime and stale windows of a stored 5xx: RFC 9111 lets an
+    /// origin make an error fresh for as long as it likes, but one hiccup answered with
+    /// `max-age=600` must not become ten minutes of errors.
+    pub max_error_ttl: Duration,
 }
 
 impl Default for PolicyConfig {
@@ -45,6 +49,7 @@ impl Default for PolicyConfig {
             default_keep: Duration::from_secs(3600),
             cookie_requests_pass: true,
             surrogate_control: true,
+            max_error_ttl: Duration::from_secs(5),
         }
     }
 }
@@ -344,6 +349,15 @@ pub fn freshness_with(
         swr
     };
     let has_validator = resp.contains_key(header::ETAG) || resp.contains_key(header::LAST_MODIFIED);
+    // 501 is exempt: RFC 9110 makes it heuristically cacheable, it describes the resource
+    // (a method it will never support), not a failure of the origin.
+    let (lifetime, swr, sie) = if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED
+    {
+        let cap = cfg.max_error_ttl;
+        (lifetime.min(cap), swr.min(cap), sie.min(cap))
+    } else {
+        (lifetime, swr, sie)
+    };
     Freshness {
         lifetime,
         initial_age,
@@ -790,6 +804,26 @@ mod tests {
         assert!(store(206, &r).is_err());
         assert!(store(304, &r).is_err());
         assert!(store(100, &r).is_err());
+    }
+
+    #[test]
+    fn stored_errors_are_capped_at_max_error_ttl() {
+        let r = headers(&[(
+            "cache-control",
+            "max-age=600, stale-while-revalidate=600, stale-if-error=600",
+        )]);
+        for s in [500, 502, 503, 504, 599] {
+            let f = fresh_of(s, &r);
+            let cap = Duration::from_secs(5);
+            assert_eq!(
+                (f.lifetime, f.stale_while_revalidate, f.stale_if_error),
+                (cap, cap, cap),
+                "{s}"
+            );
+        }
+        for s in [200, 404, 501] {
+            assert_eq!(fresh_of(s, &r).lifetime, Duration::from_secs(600), "{s}");
+        }
     }
 
     #[test]

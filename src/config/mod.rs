@@ -385,6 +385,14 @@ pub struct CacheConfig {
     pub hit_for_miss_ttl: Duration,
     #[serde(deserialize_with = "units::de_duration")]
     pub coalesce_timeout: Duration,
+    #[serde(deserialize_with = "units::de_duration")]
+    pub stale_on_slow: Duration,
+    #[serde(deserialize_with = "units::de_duration")]
+    pub error_backoff: Duration,
+    #[serde(deserialize_with = "units::de_duration")]
+    pub error_ttl: Duration,
+    #[serde(deserialize_with = "units::de_duration")]
+    pub max_error_ttl: Duration,
     pub max_waiters: usize,
     pub max_variants: usize,
     pub cookie_requests: CookiePolicy,
@@ -404,6 +412,10 @@ impl Default for CacheConfig {
             heuristic_max: Duration::from_secs(86_400),
             hit_for_miss_ttl: Duration::from_secs(30),
             coalesce_timeout: Duration::from_secs(15),
+            stale_on_slow: Duration::from_secs(2),
+            error_backoff: Duration::from_secs(1),
+            error_ttl: Duration::ZERO,
+            max_error_ttl: Duration::from_secs(5),
             max_waiters: 10_000,
             max_variants: 32,
             cookie_requests: CookiePolicy::Pass,

@@ -244,6 +244,15 @@ fn check_cache(c: &mut Checker<'_, '_>, config: &Config) {
         );
     }
     c.nonzero_duration("cache.coalesce_timeout", k.coalesce_timeout);
+    if k.error_ttl > k.max_error_ttl {
+        c.fail(
+            "cache.error_ttl",
+            format!(
+                "cache.error_ttl ({:?}) is longer than cache.max_error_ttl ({:?}), which caps every stored 5xx",
+                k.error_ttl, k.max_error_ttl
+            ),
+        );
+    }
     c.nonzero("cache.max_waiters", k.max_waiters as u64);
     c.nonzero("cache.max_variants", k.max_variants as u64);
     for (i, param) in k.key.drop_params.iter().enumerate() {

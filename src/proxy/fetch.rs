@@ -1,6 +1,8 @@
 //! The fetch task: one origin request whose response feeds a flight and, when storable,
 //! the store. It runs in its own task so a leader's client hanging up cannot abort a
-//! fetch that other waiters (or the cache) still need.
+//! fetch that other waiters (or the cache) still need; a fetch nobody else can use
+//! (an abortable flight, or a body that is not being stored) ends when its last waiter
+//! leaves, which drops the origin request and closes its connection.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -17,8 +19,12 @@ use crate::cache::fields::Fields;
 use crate::cache::object::{self, Object, Source};
 use crate::cache::policy;
 use crate::cache::vary::{self, SecondaryKey, Vary};
-use crate::coalesce::{FlightWriter, ResponseHead};
+use crate::coalesce::{FetchFailure, FlightWriter, ResponseHead};
 use crate::origin::OriginRequest;
+
+/// A body up to this size (by Content-Length) is read whole and stored before the head is
+/// published, so Cache-Status can say `stored` truthfully; a longer one streams as it comes.
+const SMALL_BODY: u64 = 64 * 1024;
 
 /// What the fetch needs to know about the request it serves.
 pub struct FetchJob {
@@ -42,9 +48,22 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
     let key = writer.flight().key.clone();
     let request_time = SystemTime::now();
     let started = Instant::now();
-    let (resp, from) = match proxy.upstream(&key, origin_request).await {
+    let upstream = proxy.upstream(&key, origin_request);
+    let answer = if writer.abortable() {
+        tokio::select! {
+            answer = upstream => answer,
+            () = writer.abandoned() => {
+                writer.fail(FetchFailure::Abandoned);
+                return;
+            }
+        }
+    } else {
+        upstream.await
+    };
+    let (resp, from) = match answer {
         Ok(r) => r,
         Err(why) => {
+            proxy.coalescer.mark_failed(key.hash);
             writer.fail(why);
             return;
         }
@@ -65,6 +84,12 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
     let bad_framing = parts.headers.contains_key(header::TRANSFER_ENCODING)
         && parts.headers.contains_key(header::CONTENT_LENGTH);
     headers::strip_hop_by_hop(&mut parts.headers);
+    let server_error = parts.status.is_server_error();
+    if server_error {
+        proxy.coalescer.mark_failed(key.hash);
+    } else {
+        proxy.coalescer.clear_failed(key.hash);
+    }
 
     if parts.status == StatusCode::NOT_MODIFIED {
         if let Some(old) = stale.as_ref() {
@@ -121,18 +146,42 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
             vary::secondary_key(&fields, &request.headers).map(|sk| (fields, sk))
         }
     };
-    // A 5xx never replaces a stored copy: stale must not be replaced by an error.
-    let error_over_stale = parts.status.is_server_error() && stale.is_some();
+    // A 5xx never replaces a stored copy: stale must not be replaced by an error (a stored
+    // error may be, by the next error).
+    let error_over_stale =
+        server_error && stale.as_ref().is_some_and(|o| !o.status.is_server_error());
     let (cc, targeted) = policy::effective_cache_control(&parts.headers, &proxy.policy);
     let verdict = policy::storable_with(&request, parts.status, &parts.headers, &cc, &proxy.policy);
     let too_big = content_length.is_some_and(|n| n > proxy.settings.max_object_size);
-    let storable =
-        verdict.is_ok() && variant.is_some() && !too_big && !error_over_stale && !bad_framing;
-    let mut storing = storable && keep_locally;
-    // Shareable: the response is the same for anyone who asked the same thing. Errors over a
-    // stale copy are shared (each waiter falls back to its stale copy) rather than releasing
-    // every waiter to hammer a failing origin.
-    let shareable = storable || error_over_stale || (verdict.is_ok() && too_big);
+    let fits = variant.is_some() && !too_big && !error_over_stale && !bad_framing;
+    let storable = verdict.is_ok() && fits;
+    // Negative caching (`error_ttl`): a 5xx without freshness of its own is kept briefly,
+    // when it would be storable with that lifetime (no-store, private, Set-Cookie still win).
+    let negative = !storable
+        && fits
+        && server_error
+        && !credentials
+        && !proxy.settings.error_ttl.is_zero()
+        && {
+            let mut with_ttl = cc.clone();
+            with_ttl.max_age = Some(proxy.settings.error_ttl.as_secs().max(1));
+            policy::storable_with(
+                &request,
+                parts.status,
+                &parts.headers,
+                &with_ttl,
+                &proxy.policy,
+            )
+            .is_ok()
+        };
+    let mut storing = (storable || negative) && keep_locally;
+    // Shareable: the response is the same for anyone who asked the same thing. Errors are
+    // shared (each waiter falls back to its stale copy, or gets the error) rather than
+    // releasing every waiter to hammer a failing origin; unless the error is personal.
+    let personal_error =
+        credentials || cc.private || parts.headers.contains_key(header::SET_COOKIE);
+    let shareable =
+        storable || negative || (server_error && !personal_error) || (verdict.is_ok() && too_big);
     // `public` is the origin's word to every cache, so it is read from Cache-Control
     // even when a targeted field decides freshness.
     let shared = |c: &crate::cache::control::CacheControl| c.public || c.s_maxage.is_some();
@@ -143,12 +192,14 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
     } else {
         shared(&cc)
     };
-    if storable {
+    // A 5xx says the origin is failing, not that the URL is uncacheable: the next wave
+    // must be coalesced too.
+    if storable || negative {
         proxy.coalescer.clear_hit_for_miss(key.hash);
-    } else if !credentials && !error_over_stale {
+    } else if !credentials && !server_error {
         proxy.coalescer.mark_hit_for_miss(key.hash);
     }
-    let freshness = policy::freshness_with(
+    let mut freshness = policy::freshness_with(
         parts.status,
         &parts.headers,
         &cc,
@@ -156,22 +207,96 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
         response_time,
         &proxy.policy,
     );
-    let head = Arc::new(ResponseHead {
-        status: parts.status,
-        version: parts.version,
-        headers: parts.headers,
-        content_length,
-        storing,
-    });
-    writer.head(head.clone(), shareable);
-    if shareable && !storing {
-        writer.stop_storing();
+    if negative {
+        // lacquer's own lifetime, counted from receipt: the origin's Date (whole seconds)
+        // must not eat a one-second error_ttl.
+        freshness.initial_age = std::time::Duration::ZERO;
+        freshness.lifetime = proxy.settings.error_ttl;
+        freshness.stale_while_revalidate = std::time::Duration::ZERO;
+        freshness.stale_if_error = std::time::Duration::ZERO;
+        freshness.keep = std::time::Duration::ZERO;
     }
+    let fill = Fill {
+        proxy: &proxy,
+        key: &key,
+        exchange: exchange.as_ref(),
+        status: parts.status,
+        headers: &parts.headers,
+        variant: variant.as_ref(),
+        freshness,
+        stored_at,
+        public,
+        started,
+    };
 
     let mut body = ProxyBody::stream(body, proxy.settings.between_bytes_timeout, None);
     let mut size: u64 = 0;
+    // A small body is read whole and stored before the head goes out; a cut one is an
+    // origin failure like no answer at all (stale copy, or 502), never a cut response.
+    let mut early = Vec::new();
+    let mut stored = false;
+    if storing && content_length.is_some_and(|n| n <= SMALL_BODY) {
+        loop {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        size += data.len() as u64;
+                        early.push(data);
+                    }
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(url = %key.url, error = %e, "origin body failed");
+                    proxy.coalescer.mark_failed(key.hash);
+                    writer.fail(match e {
+                        crate::body::BodyError::Timeout(_) => FetchFailure::Timeout,
+                        _ => FetchFailure::Connect,
+                    });
+                    return;
+                }
+                None => break,
+            }
+        }
+        if content_length != Some(size) {
+            tracing::warn!(url = %key.url, "origin body shorter than its Content-Length");
+            proxy.coalescer.mark_failed(key.hash);
+            writer.fail(FetchFailure::Connect);
+            return;
+        }
+        stored = fill.store(early.clone(), size);
+        storing = false;
+    }
+    let head = Arc::new(ResponseHead {
+        status: parts.status,
+        version: parts.version,
+        headers: parts.headers.clone(),
+        content_length,
+        stored,
+    });
+    writer.head(head, shareable);
+    if shareable && !storing {
+        writer.stop_storing();
+    }
+    for data in early {
+        if !writer.push(data).await {
+            writer.finish(Err("all readers left".into()));
+            return;
+        }
+    }
+
     loop {
-        match body.frame().await {
+        // A body that is not being stored is for its readers only: stop when they are gone.
+        let frame = if storing {
+            body.frame().await
+        } else {
+            tokio::select! {
+                frame = body.frame() => frame,
+                () = writer.abandoned() => {
+                    writer.finish(Err("all readers left".into()));
+                    return;
+                }
+            }
+        };
+        match frame {
             Some(Ok(frame)) => {
                 let Ok(data) = frame.into_data() else {
                     continue;
@@ -204,31 +329,62 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
     }
 
     if storing {
-        if let Some((fields, secondary)) = variant {
-            let mut stored_headers = head.headers.clone();
-            policy::strip_before_store(&mut stored_headers);
-            stored_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-            let tags = object::surrogate_keys(&stored_headers);
-            let obj = Arc::new(Object {
-                status: head.status,
-                headers: Fields::from_map(&stored_headers),
-                body: concat(writer.body_chunks(), size),
-                freshness,
-                stored_at,
-                vary: fields,
-                secondary,
-                public,
-                hits: Default::default(),
-                surrogate_keys: tags,
-                source: Source::Fetched { started },
-            });
-            if let Err(e) = proxy.store.insert(&key, obj) {
-                tracing::debug!(url = %key.url, reason = %e, "fetched object not stored");
-            }
-            undo_on_desync(&proxy, exchange.as_ref(), &key);
-        }
+        fill.store(writer.body_chunks(), size);
     }
     writer.finish(Ok(()));
+}
+
+/// What storing a fetched response needs besides its body.
+struct Fill<'a> {
+    proxy: &'a Arc<Proxy>,
+    key: &'a crate::cache::key::CacheKey,
+    /// The origin exchange the response came from (see `undo_on_desync`).
+    exchange: Option<&'a crate::origin::Exchange>,
+    status: StatusCode,
+    headers: &'a http::HeaderMap,
+    variant: Option<&'a (Vec<http::HeaderName>, SecondaryKey)>,
+    freshness: policy::Freshness,
+    stored_at: Instant,
+    public: bool,
+    started: Instant,
+}
+
+impl Fill<'_> {
+    /// Insert the object; true when it is in the store.
+    fn store(&self, chunks: Vec<Bytes>, size: u64) -> bool {
+        let Some((fields, secondary)) = self.variant else {
+            return false;
+        };
+        let mut stored_headers = self.headers.clone();
+        policy::strip_before_store(&mut stored_headers);
+        stored_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+        let tags = object::surrogate_keys(&stored_headers);
+        let obj = Arc::new(Object {
+            status: self.status,
+            headers: Fields::from_map(&stored_headers),
+            body: concat(chunks, size),
+            freshness: self.freshness,
+            stored_at: self.stored_at,
+            vary: fields.clone(),
+            secondary: secondary.clone(),
+            public: self.public,
+            hits: Default::default(),
+            surrogate_keys: tags,
+            source: Source::Fetched {
+                started: self.started,
+            },
+        });
+        match self.proxy.store.insert(self.key, obj) {
+            Ok(_) => {
+                undo_on_desync(self.proxy, self.exchange, self.key);
+                true
+            }
+            Err(e) => {
+                tracing::debug!(url = %self.key.url, reason = %e, "fetched object not stored");
+                false
+            }
+        }
+    }
 }
 
 /// One exactly-sized buffer: chunks from hyper can be slices of a larger read buffer,

@@ -36,7 +36,12 @@ pub struct Settings {
     pub max_body: u64,
     pub body_read_timeout: Duration,
     pub between_bytes_timeout: Duration,
+    /// Safety bound on waiting for a fetch's head (see [`coalesce_wait_bound`]).
     pub coalesce_timeout: Duration,
+    /// With a stale copy usable on error, a fetch older than this serves it (0 = off).
+    pub stale_on_slow: Duration,
+    /// Freshness of a 5xx kept without freshness of its own (negative cache; 0 = off).
+    pub error_ttl: Duration,
     pub purge_allowed: Vec<Cidr>,
     pub access_log: bool,
     /// Peers whose X-Forwarded-For is believed (`[client] trusted_proxies`).
@@ -261,7 +266,10 @@ impl Proxy {
             Some(obj) => match obj.usability(now, &parts.headers) {
                 Usability::Fresh => respond::from_object(&parts, &obj, now, CacheStatus::hit()),
                 Usability::StaleWhileRevalidate => {
-                    self.background_refresh(&parts, &key, &obj, client);
+                    // A refresh that just failed is not retried before `error_backoff`.
+                    if !self.coalescer.recently_failed(key.hash) {
+                        self.background_refresh(&parts, &key, &obj, client);
+                    }
                     self.metrics.stale("stale-while-revalidate");
                     let mut st = CacheStatus::hit();
                     st.stale = true;
@@ -275,7 +283,9 @@ impl Proxy {
                             CacheStatus::fwd("request"),
                         );
                     }
-                    let fallback = usable_on_error.then_some(obj.clone());
+                    // A stored error is no better stand-in for a fresh error.
+                    let fallback =
+                        (usable_on_error && !obj.status.is_server_error()).then_some(obj.clone());
                     self.miss(parts, key, Some(obj), fallback, client, "stale")
                         .await
                 }
@@ -303,7 +313,9 @@ impl Proxy {
     }
 
     /// Steps: coalesce, fetch, failure. Join the in-flight fetch for this key or lead one;
-    /// a waiter gets the head and then each body chunk as it arrives.
+    /// a waiter gets the head and then each body chunk as it arrives. With a stale copy
+    /// usable on error (`fallback`), a key whose last fetch failed within `error_backoff`
+    /// is answered with it at once, and a fetch slower than `stale_on_slow` serves it too.
     async fn miss(
         self: &Arc<Self>,
         parts: Arc<request::Parts>,
@@ -313,11 +325,21 @@ impl Proxy {
         client: ClientInfo,
         reason: &'static str,
     ) -> (Response<ProxyBody>, CacheStatus) {
+        if let Some(obj) = &fallback {
+            if self.coalescer.recently_failed(key.hash) {
+                let mut st = CacheStatus::hit();
+                st.stale = true;
+                st.detail = Some("stale-if-error; backoff");
+                self.metrics.stale("origin-backoff");
+                return respond::from_object(&parts, obj, Instant::now(), st);
+            }
+        }
         if self.coalescer.is_hit_for_miss(key.hash) {
             let waiter = self.fetch_alone(&parts, &key, stored, client);
             let mut st = CacheStatus::fwd(reason);
             st.detail = Some("hit-for-miss");
-            return self.deliver(&parts, waiter.outcome().await, fallback, st);
+            let outcome = self.wait(waiter, fallback.is_some()).await;
+            return self.deliver(&parts, outcome, fallback, st);
         }
         match self.coalescer.join(&key, &parts) {
             Join::Busy => (
@@ -330,12 +352,8 @@ impl Proxy {
             Join::Leader(writer, waiter) => {
                 let job = self.fetch_job(&parts, stored, client);
                 tokio::spawn(fetch::run(self.clone(), writer, job));
-                self.deliver(
-                    &parts,
-                    waiter.outcome().await,
-                    fallback,
-                    CacheStatus::fwd(reason),
-                )
+                let outcome = self.wait(waiter, fallback.is_some()).await;
+                self.deliver(&parts, outcome, fallback, CacheStatus::fwd(reason))
             }
             Join::Follower(waiter) => {
                 let mut st = CacheStatus::fwd(reason);
@@ -354,13 +372,7 @@ impl Proxy {
                 let flight = waiter.flight().clone();
                 let waited = Instant::now();
                 let waiting = self.metrics.waiting();
-                let outcome =
-                    match tokio::time::timeout(self.settings.coalesce_timeout, waiter.outcome())
-                        .await
-                    {
-                        Ok(o) => o,
-                        Err(_) => Outcome::GiveUp,
-                    };
+                let outcome = self.wait(waiter, fallback.is_some()).await;
                 drop(waiting);
                 self.metrics
                     .coalesce_wait
@@ -376,10 +388,28 @@ impl Proxy {
                 if let Outcome::GiveUp = outcome {
                     let waiter = self.fetch_alone(&parts, &key, stored, client);
                     st.collapsed = false;
-                    return self.deliver(&parts, waiter.outcome().await, fallback, st);
+                    let outcome = self.wait(waiter, fallback.is_some()).await;
+                    return self.deliver(&parts, outcome, fallback, st);
                 }
                 self.deliver(&parts, outcome, fallback, st)
             }
+        }
+    }
+
+    /// Wait for a flight's head. Nothing shorter than the fetch's own timeouts ends the
+    /// wait (so waiters share the leader's answer or failure), except, with a stale copy
+    /// to serve, the fetch reaching `stale_on_slow`: counted from the fetch's start, so a
+    /// late joiner of a slow fetch is answered at once.
+    async fn wait(&self, waiter: Waiter, has_fallback: bool) -> Outcome {
+        let started = waiter.flight().started;
+        let bound = started + self.settings.coalesce_timeout;
+        let slow = (has_fallback && !self.settings.stale_on_slow.is_zero())
+            .then(|| started + self.settings.stale_on_slow);
+        let deadline = slow.map_or(bound, |s| s.min(bound));
+        match tokio::time::timeout_at(deadline, waiter.outcome()).await {
+            Ok(outcome) => outcome,
+            Err(_) if slow.is_some() => Outcome::Slow,
+            Err(_) => Outcome::Failed(FetchFailure::Timeout),
         }
     }
 
@@ -499,7 +529,9 @@ impl Proxy {
         stored: Option<Arc<Object>>,
         client: ClientInfo,
     ) -> Waiter {
-        let (writer, waiter) = self.coalescer.detached(key, parts);
+        // Nobody else can join this fetch: it ends with its client, unless it revalidates
+        // a stored copy (its answer refreshes the cache).
+        let (writer, waiter) = self.coalescer.detached(key, parts, stored.is_none());
         let job = self.fetch_job(parts, stored, client);
         tokio::spawn(fetch::run(self.clone(), writer, job));
         waiter
@@ -571,7 +603,7 @@ impl Proxy {
                     }
                 }
                 status.fwd_status = Some(head.status.as_u16());
-                status.stored = head.storing;
+                status.stored = head.stored;
                 let mut resp = Response::new(ProxyBody::empty());
                 *resp.status_mut() = head.status;
                 *resp.headers_mut() = head.headers.clone();
@@ -600,6 +632,18 @@ impl Proxy {
                     respond::from_object(parts, &obj, now, status)
                 }
                 None => (failure_response(why), status),
+            },
+            // `wait` says Slow only to a waiter with a fallback.
+            Outcome::Slow => match fallback {
+                Some(obj) => {
+                    status.fwd = Some("stale");
+                    status.stale = true;
+                    status.detail = Some("stale-on-slow");
+                    status.collapsed = false;
+                    self.metrics.stale("origin-slow");
+                    respond::from_object(parts, &obj, now, status)
+                }
+                None => (failure_response(FetchFailure::Timeout), status),
             },
             // Only followers see GiveUp, and `miss` turns it into a fetch of their own.
             Outcome::GiveUp => (failure_response(FetchFailure::Abandoned), status),
@@ -812,6 +856,18 @@ fn canonical_ip(ip: IpAddr) -> IpAddr {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
     }
+}
+
+/// How long a waiter may wait for a fetch's head: `coalesce_timeout`, but never less than
+/// the fetch itself may take to fail (connect and first-byte timeouts, twice with a
+/// retry), so that waiters always stay with a live fetch and share its outcome.
+pub fn coalesce_wait_bound(
+    coalesce_timeout: Duration,
+    upstream: &crate::config::UpstreamConfig,
+) -> Duration {
+    let attempts = if upstream.retry { 2 } else { 1 };
+    let fetch = (upstream.connect_timeout + upstream.first_byte_timeout) * attempts;
+    coalesce_timeout.max(fetch + Duration::from_secs(1))
 }
 
 /// A clean error page for a fetch with no response and no stale copy to fall back on.
