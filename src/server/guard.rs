@@ -391,7 +391,8 @@ mod tests {
         }
         let ping4 = stream.len();
         stream.extend(frame(PING, 0, 8));
-        // Fed one byte at a time, the fourth PING is refused where it starts.
+        // Fed one byte at a time, the fourth PING is refused at its last header byte (the
+        // bytes before it were handed on already); fed at once, where it starts.
         let mut refused_at = None;
         for (i, b) in stream.iter().enumerate() {
             if let Err(at) = w.feed(std::slice::from_ref(b), 3) {
@@ -399,7 +400,7 @@ mod tests {
                 break;
             }
         }
-        assert_eq!(refused_at, Some(ping4));
+        assert_eq!(refused_at, Some(ping4 + FRAME_HEADER - 1));
         let mut w = FrameWatch::new();
         assert_eq!(w.feed(&stream, 3), Err(ping4));
     }
