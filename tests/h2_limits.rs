@@ -90,8 +90,6 @@ async fn read_frames(s: &mut TcpStream, secs: u64) -> (Vec<Frame>, bool) {
     while i + 9 <= buf.len() {
         let len =
             (usize::from(buf[i]) << 16) | (usize::from(buf[i + 1]) << 8) | usize::from(buf[i + 2]);
-        let stream =
-            u32::from_be_bytes([buf[i + 5], buf[i + 6], buf[i + 7], buf[i + 8]]) & 0x7fff_ffff;
         frames.push(Frame {
             kind: buf[i + 3],
             flags: buf[i + 4],
