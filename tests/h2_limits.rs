@@ -362,7 +362,7 @@ fn rss_mib(pid: u32) -> f64 {
 /// connections of 96 streams each, never reads them, then closes everything, and prints
 /// RSS before, during and after. Run:
 ///
-/// `cargo build --release && LACQUER_BIN=target/release/lacquer cargo test --release --test h2_limits stalled_streams_rss -- --ignored --nocapture`
+/// `cargo build --release && LACQUER_BIN=target/release/lacquer cargo test --test h2_limits stalled_streams_rss -- --ignored --nocapture`
 #[tokio::test]
 #[ignore = "manual measurement against a release binary"]
 async fn stalled_streams_rss() {
