@@ -628,6 +628,7 @@ async fn serve_connection(
         flood: flood.clone(),
         activity: activity.clone(),
         idle: limits.idle_timeout,
+        first_byte: limits.header_read_timeout,
         peer,
         metrics: metrics.clone(),
     };
@@ -676,6 +677,8 @@ struct Ends {
     flood: Arc<Flood>,
     activity: Arc<Activity>,
     idle: Duration,
+    /// A new connection's first byte must arrive within this (`header_read_timeout`).
+    first_byte: Duration,
     peer: SocketAddr,
     metrics: Arc<Metrics>,
 }
@@ -715,6 +718,10 @@ impl Ends {
                     cutoff.as_mut().reset(tokio::time::Instant::now() + FLOOD_GRACE);
                 }
                 _ = &mut cutoff, if flooded => return,
+                _ = self.activity.silent_for(self.first_byte) => {
+                    tracing::debug!(%peer, "closing connection that sent nothing");
+                    return;
+                }
                 _ = self.activity.idle_for(self.idle) => {
                     tracing::debug!(%peer, "closing idle connection");
                     return;

@@ -371,3 +371,27 @@ async fn reload_note_names_only_restart_bound_admin_keys() {
     })
     .await;
 }
+
+/// A new connection that sends nothing is closed at `header_read_timeout`, not kept as
+/// an idle keep-alive client for `idle_timeout`.
+#[tokio::test]
+async fn silent_new_connection_closed_at_header_timeout() {
+    use tokio::io::AsyncReadExt;
+    within(20, async {
+        let origin = Origin::start(|_, _| Reply::ok("ok")).await;
+        let mut cfg = config(&[origin.addr]);
+        cfg.limits.header_read_timeout = Duration::from_millis(500);
+        cfg.limits.idle_timeout = Duration::from_secs(4);
+        let node = start(cfg).await;
+        let mut s = tokio::net::TcpStream::connect(node.addr).await.unwrap();
+        let t0 = std::time::Instant::now();
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(6), s.read_to_end(&mut buf)).await;
+        let took = t0.elapsed();
+        assert!(
+            took < Duration::from_millis(2500),
+            "silent connection closed after {took:?}"
+        );
+    })
+    .await;
+}

@@ -22,6 +22,8 @@ pub(super) struct Activity {
     in_flight: AtomicU64,
     /// Requests seen on this connection (the first head is timed from its arming).
     requests: AtomicU64,
+    /// Any byte has arrived from the client.
+    spoke: AtomicBool,
     /// Woken when a request stops waiting for its response head.
     settled: Notify,
     /// Fast check on the read path: is a head timer waiting for its first byte?
@@ -61,6 +63,7 @@ impl Activity {
             last_ms: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             requests: AtomicU64::new(0),
+            spoke: AtomicBool::new(false),
             settled: Notify::new(),
             head_armed: AtomicBool::new(false),
             head: Mutex::new(HeadWait::default()),
@@ -81,6 +84,7 @@ impl Activity {
     /// Bytes arrived from the client.
     fn read_some(&self) {
         self.touch();
+        self.spoke.store(true, Ordering::Relaxed);
         if self.head_armed.load(Ordering::Relaxed) {
             let mut head = lock(&self.head);
             if head.armed && head.started.is_none() {
@@ -89,6 +93,15 @@ impl Activity {
                     w.wake();
                 }
             }
+        }
+    }
+
+    /// Resolves if the client has sent nothing `within` of the connection's start: a
+    /// silent new connection is not an idle keep-alive client.
+    pub(super) async fn silent_for(&self, within: Duration) {
+        tokio::time::sleep_until(self.base + within).await;
+        if self.spoke.load(Ordering::Relaxed) {
+            std::future::pending::<()>().await;
         }
     }
 
