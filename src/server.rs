@@ -221,6 +221,9 @@ impl Live {
         {
             notes.push("cache.memory and cache.max_variants take effect at the next restart");
         }
+        if cfg.limits.max_connections != applied.limits.max_connections {
+            notes.push("limits.max_connections takes effect at the next restart");
+        }
         let admin_keys = admin_restart_keys(&applied.admin, &cfg.admin);
         let admin_note = format!("{} take effect at the next restart", admin_keys.join(", "));
         if !admin_keys.is_empty() {
