@@ -667,6 +667,9 @@ async fn serve_connection(
     }
 }
 
+/// Request bytes one HTTP/2 connection may send ahead of the node reading them.
+const H2_CONNECTION_WINDOW: u32 = 1 << 20;
+
 /// Bytes of an HTTP/1 request line beside its target (method, spaces, version).
 const REQUEST_LINE_SLACK: usize = 1024;
 
@@ -757,10 +760,11 @@ fn http_builder(limits: &LimitsConfig, activity: &Arc<Activity>) -> auto::Builde
         // of a response is queued (hyper's default is 400 KiB); a client that never
         // opens its window costs h2_max_streams times this per connection.
         .max_send_buf_size(limits.h2_stream_buffer)
-        // What a client can send ahead of the node reading it: per stream, and for the
-        // whole connection four streams' worth.
+        // What a client can send ahead of the node reading it: per stream (as nginx's
+        // 64 KiB preread), and for the whole connection 1 MiB (hyper's default, so a few
+        // parallel uploads are not throttled to one window per round trip).
         .initial_stream_window_size(stream_buffer)
-        .initial_connection_window_size(stream_buffer.saturating_mul(4))
+        .initial_connection_window_size(stream_buffer.max(H2_CONNECTION_WINDOW))
         .adaptive_window(false)
         // CVE-2023-44487 (rapid reset): streams reset by the client before they were
         // accepted; h2 sends GOAWAY past this many (its default, set deliberately).
