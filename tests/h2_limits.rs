@@ -183,6 +183,7 @@ async fn flood(kind: u8, payload: &[u8]) {
         .filter(|f| f.kind == kind && f.flags & ACK != 0)
         .count();
     let goaway = frames.iter().any(|f| f.kind == GOAWAY);
+    eprintln!("flood of 2000 frames of type {kind}: {acks} acknowledged, GOAWAY {goaway}, closed {closed}");
     assert!(acks <= 51, "{acks} of 2000 acknowledged");
     assert!(goaway, "GOAWAY sent ({acks} acks)");
     assert!(closed, "connection closed");

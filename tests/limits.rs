@@ -231,6 +231,7 @@ async fn idle_keepalive_lasts_idle_timeout_but_started_head_does_not() {
         let mut rest = Vec::new();
         let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest)).await;
         let took = t0.elapsed();
+        eprintln!("unfinished second head cut after {took:?} (header_read_timeout 500ms)");
         assert!(
             took < Duration::from_millis(2000),
             "unfinished head cut after {took:?}"
@@ -260,6 +261,7 @@ async fn slow_reader_closed_at_idle_timeout() {
         assert!(s.read(&mut buf).await.unwrap() > 0);
         // Stop reading. The node fills the socket buffers at once, then nothing moves.
         let took = until_no_connections(&node).await;
+        eprintln!("stalled reader closed after {took:?} (idle_timeout 1s)");
         assert!(
             took < Duration::from_millis(1500),
             "stalled reader closed after {took:?} with idle_timeout 1s"
@@ -294,6 +296,10 @@ async fn max_connections_refuses_instead_of_queueing() {
         let t0 = std::time::Instant::now();
         let resp = raw(node.addr, b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n", 4).await;
         let took = t0.elapsed();
+        eprintln!(
+            "third client over max_connections: {took:?}, {:?}",
+            resp.lines().next()
+        );
         assert!(
             took < Duration::from_secs(2),
             "third client answered after {took:?}: {resp:?}"
@@ -388,6 +394,7 @@ async fn silent_new_connection_closed_at_header_timeout() {
         let mut buf = Vec::new();
         let _ = tokio::time::timeout(Duration::from_secs(6), s.read_to_end(&mut buf)).await;
         let took = t0.elapsed();
+        eprintln!("silent connection closed after {took:?} (header_read_timeout 500ms)");
         assert!(
             took < Duration::from_millis(2500),
             "silent connection closed after {took:?}"
