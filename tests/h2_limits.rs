@@ -314,9 +314,6 @@ async fn stalled_streams_are_bounded_and_do_not_block_others() {
         let mut cfg = config(&[origin]);
         cfg.limits.idle_timeout = Duration::from_secs(10);
         cfg.cache.max_object_size = 128 << 20;
-        if let Ok(v) = std::env::var("H2_STREAM_BUFFER") {
-            cfg.limits.h2_stream_buffer = v.parse().unwrap();
-        }
         let node = start(cfg).await;
         const STREAMS: u32 = 20;
         // SETTINGS_INITIAL_WINDOW_SIZE = 0: the node may send no DATA at all.
