@@ -126,6 +126,10 @@ pub struct Metrics {
     prewarm_objects: Family<ResultLabel, Counter>,
     pub connections_open: Gauge,
     pub connections_accepted: Counter,
+    /// Connections refused at once because `limits.max_connections` were open.
+    pub connections_refused: Counter,
+    /// HTTP/2 connections sent GOAWAY for a control-frame flood.
+    pub h2_control_floods: Counter,
     reloads: Family<ResultLabel, Counter>,
     tls_handshakes: Family<ResultLabel, Counter>,
     origin_up: Family<OriginLabel, Gauge>,
@@ -263,6 +267,18 @@ impl Metrics {
             "Client connections accepted",
             connections_accepted.clone(),
         );
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "Client connections closed at once because limits.max_connections were open",
+            connections_refused.clone(),
+        );
+        let h2_control_floods = Counter::default();
+        registry.register(
+            "h2_control_floods",
+            "HTTP/2 connections closed (GOAWAY) for exceeding limits.h2_max_control_frames_per_sec",
+            h2_control_floods.clone(),
+        );
         let tls_handshakes = Family::<ResultLabel, Counter>::default();
         registry.register(
             "tls_handshakes",
@@ -340,6 +356,8 @@ impl Metrics {
             prewarm_objects,
             connections_open,
             connections_accepted,
+            connections_refused,
+            h2_control_floods,
             reloads,
             tls_handshakes,
             origin_up,

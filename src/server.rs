@@ -5,21 +5,16 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 use crate::cache::key::{KeyRules, QueryMode};
 use crate::cache::policy::PolicyConfig;
@@ -31,8 +26,14 @@ use bytes::Bytes;
 use crate::config::{self, Config, CookiePolicy, LimitsConfig, ListenConfig};
 use crate::metrics::Metrics;
 use crate::origin::OriginPool;
-use crate::proxy::{ClientInfo, Proxy, Settings};
+use crate::proxy::{ClientInfo, HeadLimits, Proxy, Settings};
 use crate::tls::{self, CertPaths, Tls};
+
+mod activity;
+mod guard;
+
+use activity::{Activity, HeadTimer, IdleIo};
+use guard::{Flood, Guard, GuardLimits};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -236,8 +237,13 @@ impl Live {
         {
             notes.push("cache.memory and cache.max_variants take effect at the next restart");
         }
-        if cfg.admin != applied.admin {
-            notes.push("[admin] changes take effect at the next restart");
+        if cfg.limits.max_connections != applied.limits.max_connections {
+            notes.push("limits.max_connections takes effect at the next restart");
+        }
+        let admin_keys = admin_restart_keys(&applied.admin, &cfg.admin);
+        let admin_note = format!("{} take effect at the next restart", admin_keys.join(", "));
+        if !admin_keys.is_empty() {
+            notes.push(&admin_note);
         }
         if membership_changed {
             notes.push(
@@ -309,6 +315,28 @@ impl Live {
             stop,
         });
     }
+}
+
+/// The `[admin]` keys that changed and that the admin listener only reads at start
+/// (`purge_allowed` is read by the request path and applies at once).
+fn admin_restart_keys(old: &config::AdminConfig, new: &config::AdminConfig) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    if old.enabled != new.enabled {
+        keys.push("admin.enabled");
+    }
+    if old.address != new.address {
+        keys.push("admin.address");
+    }
+    if old.token_file != new.token_file {
+        keys.push("admin.token_file");
+    }
+    if old.open != new.open {
+        keys.push("admin.open");
+    }
+    if old.max_body != new.max_body {
+        keys.push("admin.max_body");
+    }
+    keys
 }
 
 fn cert_paths(t: &config::TlsConfig) -> Vec<CertPaths> {
@@ -390,6 +418,11 @@ pub fn build_proxy(
         access_log: cfg.log.access_log,
         trusted_proxies: cfg.client.trusted_cidrs(),
         unkeyed_headers: crate::proxy::headers::NameList::new(&cfg.client.unkeyed_headers),
+        head: HeadLimits {
+            max_uri_bytes: cfg.limits.max_uri_bytes,
+            max_header_bytes: cfg.limits.max_header_bytes,
+            max_headers: cfg.limits.max_headers,
+        },
     };
     let geo = if cfg.geo.enabled {
         let geo = crate::geo::Geo::new(&cfg.geo, cfg.node.pop.as_deref(), Some(metrics.clone()))
@@ -476,14 +509,12 @@ struct Acceptor {
 
 impl Acceptor {
     async fn run(mut self) {
-        let graceful = GracefulShutdown::new();
+        // Connections hold a receiver: `true` asks them to finish gracefully, and the
+        // sender sees when the last one is gone.
+        let (close, close_rx) = watch::channel(false);
         let mut removed = false;
+        let mut refusals = Refusals::default();
         loop {
-            let permit = tokio::select! {
-                p = self.live.limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-                _ = self.shutdown.changed() => break,
-                _ = self.stop.changed() => { removed = true; break }
-            };
             let (stream, peer) = tokio::select! {
                 r = self.listener.accept() => match r {
                     Ok(s) => s,
@@ -497,11 +528,18 @@ impl Acceptor {
                 _ = self.shutdown.changed() => break,
                 _ = self.stop.changed() => { removed = true; break }
             };
+            let Ok(permit) = self.live.limit.clone().try_acquire_owned() else {
+                // Queueing would make the client wait for a slot with no bound: refuse now.
+                self.live.shared.metrics.connections_refused.inc();
+                refusals.log(peer);
+                refuse(stream, self.tls.is_none() && !self.proxy_protocol);
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let limits = self.live.limits.load_full();
             let live = self.live.clone();
             let tls = self.tls.as_ref().map(|t| t.acceptor());
-            let watcher = graceful.watcher();
+            let close_rx = close_rx.clone();
             let proxy_protocol = self.proxy_protocol;
             tokio::spawn(async move {
                 let open = live.shared.metrics.connection();
@@ -513,22 +551,63 @@ impl Acceptor {
                 } else {
                     (stream, Bytes::new(), peer)
                 };
-                serve_connection(live, stream, prefix, peer, tls, limits, watcher).await;
+                serve_connection(live, stream, prefix, peer, tls, limits, close_rx).await;
                 drop(open);
                 drop(permit);
             });
         }
         drop(self.listener);
+        drop(close_rx);
+        // In-flight requests finish; keep-alive connections close after them.
+        let _ = close.send(true);
         if removed {
-            // A reload removed this listener: its connections end on their own terms.
+            // A reload removed this listener: its connections finish on their own.
             return;
         }
         let drain = self.live.limits.load().drain_timeout;
-        if tokio::time::timeout(drain, graceful.shutdown())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(drain, close.closed()).await.is_err() {
             tracing::warn!(?drain, "drain timeout: closing remaining connections");
+        }
+    }
+}
+
+/// Close a connection refused by `max_connections`. A plain HTTP/1 client first gets a
+/// short 503, written without reading its request (one non-blocking write: if the socket
+/// cannot take it at once, the client just sees the close). TLS, PROXY-protocol and h2c
+/// clients would not understand those bytes and only see the close.
+fn refuse(stream: TcpStream, plain: bool) {
+    if plain {
+        let _ = stream.try_write(
+            b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\nretry-after: 1\r\n\r\n",
+        );
+    }
+    drop(stream);
+}
+
+/// Rate-limited log of refused connections: one line per interval with the count.
+#[derive(Default)]
+struct Refusals {
+    last_log: Option<std::time::Instant>,
+    since: u64,
+}
+
+impl Refusals {
+    const INTERVAL: Duration = Duration::from_secs(10);
+
+    fn log(&mut self, peer: SocketAddr) {
+        self.since += 1;
+        let due = match self.last_log {
+            None => true,
+            Some(t) => t.elapsed() >= Self::INTERVAL,
+        };
+        if due {
+            tracing::warn!(
+                %peer,
+                refused = self.since,
+                "limits.max_connections reached: refusing new connections"
+            );
+            self.last_log = Some(std::time::Instant::now());
+            self.since = 0;
         }
     }
 }
@@ -542,11 +621,16 @@ async fn serve_connection(
     peer: SocketAddr,
     tls: Option<tokio_rustls::TlsAcceptor>,
     limits: Arc<LimitsConfig>,
-    watcher: hyper_util::server::graceful::Watcher,
+    close: watch::Receiver<bool>,
 ) {
-    let idle = IdleIo::new(stream, prefix);
-    let activity = idle.activity.clone();
-    let builder = http_builder(&limits);
+    let activity = Activity::new();
+    let idle = IdleIo::new(stream, prefix, activity.clone());
+    let builder = http_builder(&limits, &activity);
+    let flood = Arc::new(Flood::default());
+    let guard_limits = GuardLimits {
+        max_request_line: limits.max_uri_bytes + REQUEST_LINE_SLACK,
+        control_frames_per_sec: limits.h2_max_control_frames_per_sec,
+    };
     let client = ClientInfo {
         addr: peer,
         tls: tls.is_some(),
@@ -562,17 +646,20 @@ async fn serve_connection(
             Ok::<_, Infallible>(resp)
         }
     });
-    let idle_timeout = limits.idle_timeout;
+    let ends = Ends {
+        close,
+        flood: flood.clone(),
+        activity: activity.clone(),
+        idle: limits.idle_timeout,
+        first_byte: limits.header_read_timeout,
+        peer,
+        metrics: metrics.clone(),
+    };
     match tls {
         None => {
-            let conn = builder.serve_connection(TokioIo::new(idle), svc);
-            until_idle(
-                watcher.watch(conn.into_owned()),
-                &activity,
-                idle_timeout,
-                peer,
-            )
-            .await;
+            let io = Guard::new(idle, guard_limits, activity.clone(), flood);
+            let conn = builder.serve_connection(TokioIo::new(io), svc);
+            ends.drive(conn).await;
         }
         Some(acceptor) => {
             let handshake =
@@ -593,180 +680,122 @@ async fn serve_connection(
                     return;
                 }
             };
-            let conn = builder.serve_connection(TokioIo::new(stream), svc);
-            until_idle(
-                watcher.watch(conn.into_owned()),
-                &activity,
-                idle_timeout,
-                peer,
-            )
-            .await;
+            let io = Guard::new(stream, guard_limits, activity.clone(), flood);
+            let conn = builder.serve_connection(TokioIo::new(io), svc);
+            ends.drive(conn).await;
         }
     }
 }
 
-/// Serve a connection until it ends or nothing has moved on it for `idle`.
-async fn until_idle<E: std::fmt::Display>(
-    conn: impl std::future::Future<Output = Result<(), E>>,
-    activity: &Activity,
+/// Request bytes one HTTP/2 connection may send ahead of the node reading them.
+const H2_CONNECTION_WINDOW: u32 = 1 << 20;
+
+/// Bytes of an HTTP/1 request line beside its target (method, spaces, version).
+const REQUEST_LINE_SLACK: usize = 1024;
+
+/// How long a connection that flooded control frames gets to flush its GOAWAY.
+const FLOOD_GRACE: Duration = Duration::from_secs(1);
+
+/// What ends a connection besides the client: the node's drain, a control-frame flood,
+/// and idleness.
+struct Ends {
+    close: watch::Receiver<bool>,
+    flood: Arc<Flood>,
+    activity: Arc<Activity>,
     idle: Duration,
+    /// A new connection's first byte must arrive within this (`header_read_timeout`).
+    first_byte: Duration,
     peer: SocketAddr,
-) {
-    tokio::select! {
-        r = conn => if let Err(e) = r {
-            tracing::debug!(%peer, error = %e, "connection ended with error");
-        },
-        _ = activity.idle_for(idle) => tracing::debug!(%peer, "closing idle connection"),
+    metrics: Arc<Metrics>,
+}
+
+impl Ends {
+    /// Serve a connection until it ends, nothing has moved on it for `idle`, or it was
+    /// asked to finish (drain: after its in-flight requests; flood: after `FLOOD_GRACE`).
+    async fn drive<C>(mut self, conn: C)
+    where
+        C: GracefulConnection,
+        C::Error: std::fmt::Display,
+    {
+        let peer = self.peer;
+        let mut conn = std::pin::pin!(conn);
+        let mut closing = false;
+        let mut flooded = false;
+        let cutoff = tokio::time::sleep(Duration::MAX);
+        let mut cutoff = std::pin::pin!(cutoff);
+        loop {
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(%peer, error = %e, "connection ended with error");
+                    }
+                    return;
+                }
+                _ = self.close.wait_for(|c| *c), if !closing => {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                _ = self.flood.raised(), if !flooded => {
+                    flooded = true;
+                    closing = true;
+                    self.metrics.h2_control_floods.inc();
+                    tracing::warn!(%peer, "HTTP/2 control-frame flood: GOAWAY and close");
+                    conn.as_mut().graceful_shutdown();
+                    cutoff.as_mut().reset(tokio::time::Instant::now() + FLOOD_GRACE);
+                }
+                _ = &mut cutoff, if flooded => return,
+                _ = self.activity.silent_for(self.first_byte) => {
+                    tracing::debug!(%peer, "closing connection that sent nothing");
+                    return;
+                }
+                _ = self.activity.idle_for(self.idle) => {
+                    tracing::debug!(%peer, "closing idle connection");
+                    return;
+                }
+            }
+        }
     }
 }
 
-fn http_builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
+fn http_builder(limits: &LimitsConfig, activity: &Arc<Activity>) -> auto::Builder<TokioExecutor> {
+    // A head holds the request line and the header fields, each bounded on its own (414,
+    // 431, checked by the guard and `reject_bad_request`); hyper's buffer fits both, so
+    // its own blunt 431 for a full buffer is only the last resort.
+    let head = limits.max_header_bytes + limits.max_uri_bytes + REQUEST_LINE_SLACK;
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
-        .timer(TokioTimer::new())
+        .timer(HeadTimer(activity.clone()))
         .header_read_timeout(limits.header_read_timeout)
-        // hyper refuses buffers below 8 KiB; the request line and headers share this bound.
-        .max_buf_size(limits.max_header_bytes.max(8192))
+        // hyper refuses buffers below 8 KiB.
+        .max_buf_size(head.max(8192))
         .max_headers(limits.max_headers)
         .keep_alive(true);
+    let stream_buffer = u32::try_from(limits.h2_stream_buffer).unwrap_or(u32::MAX);
     b.http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.h2_max_streams)
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-        .keep_alive_interval(Some(Duration::from_secs(30)));
+        // h2 counts 32 bytes per field beside name and value, and :path among them.
+        .max_header_list_size(u32::try_from(head).unwrap_or(u32::MAX))
+        // What a stalled reader can make the node hold: per stream, at most this much
+        // of a response is queued (hyper's default is 400 KiB); a client that never
+        // opens its window costs h2_max_streams times this per connection.
+        .max_send_buf_size(limits.h2_stream_buffer)
+        // What a client can send ahead of the node reading it: per stream (as nginx's
+        // 64 KiB preread), and for the whole connection 1 MiB (hyper's default, so a few
+        // parallel uploads are not throttled to one window per round trip).
+        .initial_stream_window_size(stream_buffer)
+        .initial_connection_window_size(stream_buffer.max(H2_CONNECTION_WINDOW))
+        .adaptive_window(false)
+        // CVE-2023-44487 (rapid reset): streams reset by the client before they were
+        // accepted; h2 sends GOAWAY past this many (its default, set deliberately).
+        .max_pending_accept_reset_streams(20)
+        // Streams the node had to reset for the client's protocol errors; past this
+        // many the connection gets GOAWAY (h2's default is 1024).
+        .max_local_error_reset_streams(256)
+        // No server PINGs: they would count as activity and keep an idle connection
+        // open for ever; the idle timer already closes connections where nothing moves.
+        .keep_alive_interval(None);
     b
-}
-
-/// Last time bytes moved on a connection, in ms since `base`, and how many requests on
-/// it are waiting for their response head.
-struct Activity {
-    base: Instant,
-    last_ms: AtomicU64,
-    in_flight: AtomicU64,
-}
-
-/// Marks a request as waiting for its response (a slow origin is not an idle client).
-struct InFlight(Arc<Activity>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.0.touch();
-    }
-}
-
-impl Activity {
-    fn begin(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(self.clone())
-    }
-
-    fn touch(&self) {
-        let ms = self.base.elapsed().as_millis() as u64;
-        self.last_ms.store(ms, Ordering::Relaxed);
-    }
-
-    /// Resolves once no byte has moved either way for `idle`: bounds idle keep-alive
-    /// connections, slowloris senders and clients that stop reading.
-    async fn idle_for(&self, idle: Duration) {
-        loop {
-            let last = self.base + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-            let deadline = last + idle;
-            let now = Instant::now();
-            if now >= deadline && self.in_flight.load(Ordering::Relaxed) == 0 {
-                return;
-            }
-            // Waiting on an origin (bounded by its own timeouts): look again later.
-            let deadline = deadline.max(now + idle);
-            tokio::time::sleep_until(deadline).await;
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A socket that records activity for the idle timer, with any bytes already read
-    /// from it (after a PROXY header) put back in front. Hand-written: hyper-util's
-    /// equivalent (`Rewind`) is not public.
-    struct IdleIo {
-        prefix: Bytes,
-        #[pin]
-        inner: TcpStream,
-        activity: Arc<Activity>,
-    }
-}
-
-impl IdleIo {
-    fn new(inner: TcpStream, prefix: Bytes) -> Self {
-        IdleIo {
-            prefix,
-            inner,
-            activity: Arc::new(Activity {
-                base: Instant::now(),
-                last_ms: AtomicU64::new(0),
-                in_flight: AtomicU64::new(0),
-            }),
-        }
-    }
-}
-
-impl AsyncRead for IdleIo {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = self.project();
-        if !this.prefix.is_empty() {
-            let n = this.prefix.len().min(buf.remaining());
-            buf.put_slice(&this.prefix.split_to(n));
-            return Poll::Ready(Ok(()));
-        }
-        let r = this.inner.poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = r {
-            this.activity.touch();
-        }
-        r
-    }
-}
-
-impl AsyncWrite for IdleIo {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let this = self.project();
-        let r = this.inner.poll_write(cx, buf);
-        if let Poll::Ready(Ok(_)) = r {
-            this.activity.touch();
-        }
-        r
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let this = self.project();
-        let r = this.inner.poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(_)) = r {
-            this.activity.touch();
-        }
-        r
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.project().inner.poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.project().inner.poll_shutdown(cx)
-    }
 }
 
 /// Longest PROXY header accepted: v1 is at most 107 bytes; v2 carries TLVs, bounded here.

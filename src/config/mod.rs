@@ -463,9 +463,12 @@ pub enum QueryMode {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
-    /// Request line plus all header fields.
+    /// All header fields (names, values and their separators), on both protocols.
     #[serde(deserialize_with = "units::de_size_usize")]
     pub max_header_bytes: usize,
+    /// The request target (URI); longer gets 414.
+    #[serde(deserialize_with = "units::de_size_usize")]
+    pub max_uri_bytes: usize,
     pub max_headers: usize,
     #[serde(deserialize_with = "units::de_size")]
     pub max_body: u64,
@@ -477,6 +480,13 @@ pub struct LimitsConfig {
     pub body_read_timeout: Duration,
     pub max_connections: usize,
     pub h2_max_streams: u32,
+    /// Per HTTP/2 stream: response bytes queued for a client that does not read, and
+    /// request bytes a client may send before the node reads them.
+    #[serde(deserialize_with = "units::de_size_usize")]
+    pub h2_stream_buffer: usize,
+    /// PING, SETTINGS and PRIORITY frames a client may send per second on one
+    /// connection before it gets GOAWAY.
+    pub h2_max_control_frames_per_sec: u32,
     #[serde(deserialize_with = "units::de_duration")]
     pub drain_timeout: Duration,
 }
@@ -485,13 +495,16 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             max_header_bytes: (32 * KIB) as usize,
+            max_uri_bytes: (8 * KIB) as usize,
             max_headers: 100,
             max_body: 100 * MIB,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             body_read_timeout: Duration::from_secs(30),
             max_connections: 10_000,
-            h2_max_streams: 256,
+            h2_max_streams: 100,
+            h2_stream_buffer: (64 * KIB) as usize,
+            h2_max_control_frames_per_sec: 100,
             drain_timeout: Duration::from_secs(30),
         }
     }

@@ -280,6 +280,30 @@ fn check_limits(c: &mut Checker<'_, '_>, config: &Config) {
             ),
         );
     }
+    // Below ~256B ordinary page URLs no longer fit; above 64KiB hyper's own bound applies.
+    if !(256..=64 * 1024).contains(&l.max_uri_bytes) {
+        c.fail(
+            "limits.max_uri_bytes",
+            format!(
+                "limits.max_uri_bytes ({}) must be between 256B and 64KiB",
+                format_size(l.max_uri_bytes as u64)
+            ),
+        );
+    }
+    // Below one full-size frame (16KiB) HTTP/2 uploads and downloads stall on every frame.
+    if !(16 * 1024..=16 * 1024 * 1024).contains(&l.h2_stream_buffer) {
+        c.fail(
+            "limits.h2_stream_buffer",
+            format!(
+                "limits.h2_stream_buffer ({}) must be between 16KiB and 16MiB",
+                format_size(l.h2_stream_buffer as u64)
+            ),
+        );
+    }
+    c.nonzero(
+        "limits.h2_max_control_frames_per_sec",
+        u64::from(l.h2_max_control_frames_per_sec),
+    );
     c.nonzero("limits.max_headers", l.max_headers as u64);
     c.nonzero_duration("limits.header_read_timeout", l.header_read_timeout);
     c.nonzero_duration("limits.idle_timeout", l.idle_timeout);

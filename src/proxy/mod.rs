@@ -48,6 +48,16 @@ pub struct Settings {
     pub trusted_proxies: Vec<Cidr>,
     /// Fields dropped from untrusted peers' requests (`[client] unkeyed_headers`).
     pub unkeyed_headers: headers::NameList,
+    /// Request head bounds (`[limits]`), checked the same on both protocols.
+    pub head: HeadLimits,
+}
+
+/// Bounds on a request head, the same on HTTP/1.1 and HTTP/2 (`[limits]`).
+#[derive(Debug, Clone, Copy)]
+pub struct HeadLimits {
+    pub max_uri_bytes: usize,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
 }
 
 /// Everything the request path shares across requests.
@@ -724,6 +734,34 @@ impl Proxy {
 
     /// Step: limits that hyper does not enforce itself.
     fn reject_bad_request(&self, parts: &request::Parts) -> Option<Response<ProxyBody>> {
+        // hyper bounds HTTP/1 heads on its own; these make HTTP/2 equal to it, and give
+        // a long target 414 rather than the 431 of a full read buffer.
+        let head = &self.settings.head;
+        let uri = &parts.uri;
+        let uri_len = uri.scheme_str().map_or(0, |s| s.len() + 3)
+            + uri.authority().map_or(0, |a| a.as_str().len())
+            + uri.path_and_query().map_or(0, |p| p.as_str().len());
+        if uri_len > head.max_uri_bytes {
+            return Some(synthetic(StatusCode::URI_TOO_LONG, "URI too long"));
+        }
+        if parts.headers.len() > head.max_headers {
+            return Some(synthetic(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "too many header fields",
+            ));
+        }
+        // As on the wire in HTTP/1.1: name, ": ", value, CRLF.
+        let header_bytes: usize = parts
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum();
+        if header_bytes > head.max_header_bytes {
+            return Some(synthetic(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "header fields too large",
+            ));
+        }
         if parts.method == Method::CONNECT {
             let mut resp = synthetic(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported");
             resp.headers_mut().insert(
