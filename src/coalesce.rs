@@ -46,8 +46,12 @@ use crate::cache::key::CacheKey;
 use crate::cache::keyhash::KeyHashBuilder;
 use crate::cache::object::Object;
 
-/// Bytes buffered ahead of the slowest reader for a body that is not being stored.
-const PASS_WINDOW: u64 = 1 << 20;
+/// Bytes buffered ahead of the slowest reader for a body that is not being stored. Every
+/// stalled reader of such a body holds this much: at 1 MiB, 768 stalled HTTP/2 streams
+/// took the process to 876 MiB; at 64 KiB, to 140 MiB (`tests/h2_limits.rs`,
+/// `stalled_streams_rss`). Kernel socket buffers and hyper's own buffer already keep a
+/// fast reader fed, so the window only has to cover a read or two of the origin.
+const PASS_WINDOW: u64 = 64 << 10;
 
 /// The response head as received from the origin, shared by every waiter.
 #[derive(Debug)]
