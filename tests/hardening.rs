@@ -327,7 +327,23 @@ async fn broken_request_bodies_are_blamed_on_the_client() {
         let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
         let resp = String::from_utf8_lossy(&out);
         assert_eq!(status_of(&resp), 408, "{resp:?}");
+        let metrics = node.running.as_ref().unwrap().proxy().metrics_text();
+        assert!(
+            !metrics
+                .lines()
+                .any(|l| l.starts_with("lacquer_origin_requests_total")
+                    && !l.contains("outcome=\"ok\"")),
+            "a client's broken body is not an origin failure:\n{metrics}"
+        );
         still_serves(&node).await;
+        let metrics = node.running.as_ref().unwrap().proxy().metrics_text();
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("lacquer_origin_requests_total")
+                    && l.contains("outcome=\"ok\"")),
+            "the metric checked above is the one that counts origin requests:\n{metrics}"
+        );
     })
     .await;
 }
