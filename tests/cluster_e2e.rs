@@ -464,3 +464,50 @@ async fn cluster_prewarm_fills_owners_and_edges() {
     })
     .await;
 }
+
+/// A slow upload through an edge to its shard is bounded by the body's idle timer, not
+/// by the first-byte timeout (issue 11, finding 2, on the cluster hop: the edge's own
+/// forward timer used to start before the body was sent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_upload_through_an_edge_is_not_cut() {
+    within(30, async {
+        let origin = Origin::start(|s, _| Reply::ok(format!("got {} bytes", s.body.len()))).await;
+        let members: Vec<Member> = [("e1", "edge", 61), ("s1", "shard", 62)]
+            .iter()
+            .map(|&(name, role, last)| Member {
+                name,
+                role,
+                public: free_addr([127, 0, 0, last]),
+                admin: free_addr([127, 0, 0, last]),
+            })
+            .collect();
+        let all: Vec<&Member> = members.iter().collect();
+        let mut nodes = Vec::new();
+        for m in &members {
+            let mut cfg = node_config(m, &all, origin.addr, "");
+            cfg.upstream.first_byte_timeout = std::time::Duration::from_secs(1);
+            nodes.push(start(cfg).await);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(nodes[0].addr).await.unwrap();
+        s.write_all(b"POST /upload HTTP/1.1\r\nHost: example.com\r\nContent-Length: 2000\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        // 2,000 bytes over 2 s: twice the first-byte timeout.
+        for _ in 0..20 {
+            s.write_all(&[b'x'; 100]).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut out))
+            .await;
+        let resp = String::from_utf8_lossy(&out);
+        assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+        assert!(resp.ends_with("got 2000 bytes"), "{resp}");
+        for n in nodes {
+            n.stop().await;
+        }
+    })
+    .await;
+}

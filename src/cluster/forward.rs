@@ -160,7 +160,7 @@ impl Cluster {
             method,
             path_and_query,
             mut headers,
-            body,
+            mut body,
             ..
         } = req;
         let uri = Uri::builder()
@@ -170,6 +170,9 @@ impl Cluster {
             .build()
             .map_err(|e| ForwardError::BadRequest(e.to_string()))?;
         headers.insert(HOP_HEADER, self.hop_value.clone());
+        // As toward an origin: the first-byte timer starts once the request body is sent
+        // in full, so a slow upload is bounded by its own idle timer, not cut at 504.
+        let sent = body.on_sent();
         let mut out = Request::new(body);
         *out.method_mut() = method;
         *out.uri_mut() = uri;
@@ -177,7 +180,19 @@ impl Cluster {
         *out.headers_mut() = headers;
         let timeout = self.first_byte_timeout;
         let started = Instant::now();
-        let result = match tokio::time::timeout(timeout, self.client.request(out)).await {
+        let deadline = async move {
+            if let Some(sent) = sent {
+                // An error means the body failed; hyper reports that on its own.
+                let _ = sent.await;
+            }
+            tokio::time::sleep(timeout).await;
+        };
+        let answer = tokio::select! {
+            biased;
+            r = self.client.request(out) => Ok(r),
+            () = deadline => Err(()),
+        };
+        let result = match answer {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(source)) => {
                 if source.is_connect() && peer.mark_failed() == Transition::Down {
