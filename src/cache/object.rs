@@ -21,6 +21,16 @@ pub const OBJECT_OVERHEAD: usize = 800;
 /// Per stored header field: its name and value offset (see `Fields`).
 const FIELD_OVERHEAD: usize = 40;
 
+/// Bytes a body of `len` costs in memory: a quarter more than its length. The allocator
+/// serves bodies from size classes about 12% apart, and LRU eviction of mixed sizes
+/// leaves pages partly used, more so the longer it runs. The soak run (bodies of 256 B
+/// to 16 KiB under churn, tests/soak.rs) measured the cache's RSS at about 125% of its
+/// bound with bodies charged at their length (40 s), 112% with a sixth more (10 min),
+/// and 106% with a quarter (10 min). Fills in progress are charged the same way.
+pub fn body_weight(len: usize) -> usize {
+    len.saturating_add(len / 4)
+}
+
 /// One stored response (one variant of a URL).
 #[derive(Debug)]
 pub struct Object {
@@ -104,14 +114,7 @@ impl Object {
             .map(|v| v.as_ref().map_or(8, |b| b.len() + 32))
             .sum();
         let tags: usize = self.surrogate_keys.iter().map(|k| k.len() + 16).sum();
-        // Bodies are charged a quarter more than their length: the allocator serves them
-        // from size classes about 12% apart, and LRU eviction of mixed sizes leaves pages
-        // partly used, more so the longer it runs. The soak run (bodies of 256 B to
-        // 16 KiB under churn, tests/soak.rs) measured the cache's RSS at about 125% of
-        // its bound with bodies charged at their length (40 s), 112% with a sixth more
-        // (10 min), and 106% with a quarter (10 min).
-        let body = self.body.len() + self.body.len() / 4;
-        OBJECT_OVERHEAD + headers + secondary + tags + body + self.vary.len() * 32
+        OBJECT_OVERHEAD + headers + secondary + tags + body_weight(self.body.len()) + self.vary.len() * 32
     }
 
     pub fn hit(&self) -> u64 {
