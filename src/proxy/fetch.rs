@@ -168,6 +168,8 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
 
     let mut body = ProxyBody::stream(body, proxy.settings.between_bytes_timeout, None);
     let mut size: u64 = 0;
+    // The body is held in memory until stored: it draws on the store's fill share.
+    let mut claim = proxy.store.reserve();
     loop {
         match body.frame().await {
             Some(Ok(frame)) => {
@@ -181,6 +183,11 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
                     if !credentials {
                         proxy.coalescer.mark_hit_for_miss(key.hash);
                     }
+                }
+                if storing && !claim.grow(data.len()) {
+                    // Too many fills at once: relay this one, store a later one.
+                    storing = false;
+                    writer.stop_storing();
                 }
                 if !writer.push(data).await {
                     // Nobody left to read a body we are not keeping.
@@ -225,6 +232,7 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
             }
         }
     }
+    drop(claim);
     writer.finish(Ok(()));
 }
 
