@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use bytes::{Bytes, BytesMut};
 use http::{header, request, HeaderValue, StatusCode};
 use http_body_util::BodyExt;
 use tokio::time::Instant;
@@ -217,7 +216,7 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
             let obj = Arc::new(Object {
                 status: head.status,
                 headers: Fields::from_map(&stored_headers),
-                body: concat(writer.body_chunks(), size),
+                body: object::stored_body(&writer.body_chunks()),
                 freshness,
                 stored_at,
                 vary: fields,
@@ -234,14 +233,4 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
     }
     drop(claim);
     writer.finish(Ok(()));
-}
-
-/// One exactly-sized buffer: chunks from hyper can be slices of a larger read buffer,
-/// and keeping them would pin that whole buffer for the object's lifetime.
-fn concat(chunks: Vec<Bytes>, size: u64) -> Bytes {
-    let mut buf = BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
-    for c in chunks {
-        buf.extend_from_slice(&c);
-    }
-    buf.freeze()
 }
