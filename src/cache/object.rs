@@ -146,7 +146,12 @@ impl Object {
             .map(|v| v.as_ref().map_or(8, |b| b.len() + 32))
             .sum();
         let tags: usize = self.surrogate_keys.iter().map(|k| k.len() + 16).sum();
-        OBJECT_OVERHEAD + headers + secondary + tags + body_weight(self.body.len()) + self.vary.len() * 32
+        OBJECT_OVERHEAD
+            + headers
+            + secondary
+            + tags
+            + body_weight(self.body.len())
+            + self.vary.len() * 32
     }
 
     pub fn hit(&self) -> u64 {
@@ -202,12 +207,15 @@ mod tests {
 
     #[test]
     fn stored_body_joins_chunks_small_and_mapped() {
-        for size in [0, 1000, MAPPED_BODY_MIN - 1, MAPPED_BODY_MIN, 3 * MAPPED_BODY_MIN + 17] {
+        for size in [
+            0,
+            1000,
+            MAPPED_BODY_MIN - 1,
+            MAPPED_BODY_MIN,
+            3 * MAPPED_BODY_MIN + 17,
+        ] {
             let whole: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
-            let chunks: Vec<Bytes> = whole
-                .chunks(10_000)
-                .map(Bytes::copy_from_slice)
-                .collect();
+            let chunks: Vec<Bytes> = whole.chunks(10_000).map(Bytes::copy_from_slice).collect();
             let body = stored_body(&chunks);
             assert_eq!(body.len(), size);
             assert_eq!(&body[..], &whole[..], "size {size}");

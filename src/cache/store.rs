@@ -660,6 +660,47 @@ mod tests {
         assert_eq!(store.index_size(), (1, 1));
     }
 
+    /// Bytes held by the entries in the map, whether or not moka has applied them yet.
+    fn held(store: &Store) -> u64 {
+        store.cache.iter().map(|(_, e)| u64::from(e.weight())).sum()
+    }
+
+    #[test]
+    fn large_objects_do_not_overshoot_the_bound() {
+        // Moka applied its policy every 64 writes: 64 objects of 1 MiB in a 32 MiB store.
+        // Without settling on insert this held 112,792,956 B.
+        let cap = 32 << 20;
+        let store = Store::new(cap, 4);
+        let mut most = 0;
+        for i in 0..200 {
+            store
+                .insert(&key(&format!("/big/{i}")), obj(&[], fetched(), 1 << 20))
+                .unwrap();
+            most = most.max(held(&store));
+        }
+        // Within the cache's share, plus what settling lets pile up between two settlings.
+        let room = cap - cap / FILL_SHARE + cap / SETTLE_SHARE + (2 << 20);
+        assert!(most <= room, "held {most} B, bound {room} B");
+        assert!(store.object_count() > 0);
+    }
+
+    #[test]
+    fn fills_share_an_eighth_of_the_budget() {
+        let store = Store::new(8 << 20, 4);
+        let share = (8 << 20) / FILL_SHARE;
+        let mut a = store.reserve();
+        let mut b = store.reserve();
+        assert!(a.grow(600 << 10));
+        // 600 KiB is charged 750 KiB; the share is 1 MiB.
+        assert!(!b.grow(300 << 10), "beyond the share");
+        assert!(b.grow(100 << 10));
+        assert!(store.filling_bytes() <= share);
+        drop(a);
+        assert!(b.grow(600 << 10), "a's bytes came back");
+        drop(b);
+        assert_eq!(store.filling_bytes(), 0);
+    }
+
     #[test]
     fn prefix_and_all() {
         let store = Store::new(1 << 20, 4);
