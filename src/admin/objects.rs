@@ -202,7 +202,7 @@ pub fn push(proxy: &Proxy, parts: &request::Parts, body: Bytes) -> ApiResult {
     }
     let mut h = stored_headers(&parts.headers, body.len(), p.ttl)?;
     // Own the body's bytes too: a request body can be a slice of a larger read buffer.
-    let body = Bytes::copy_from_slice(&body);
+    let body = crate::cache::object::stored_body(&[body]);
     check_storable(p.status, &h, p.ttl, proxy)?;
     policy::strip_before_store(&mut h);
     let now = Instant::now();

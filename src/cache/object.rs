@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, StatusCode};
 use tokio::time::Instant;
 
@@ -20,6 +20,49 @@ use super::vary::SecondaryKey;
 pub const OBJECT_OVERHEAD: usize = 800;
 /// Per stored header field: its name and value offset (see `Fields`).
 const FIELD_OVERHEAD: usize = 40;
+
+/// Bytes a body of `len` costs in memory: a quarter more than its length. The allocator
+/// serves bodies from size classes about 12% apart, and LRU eviction of mixed sizes
+/// leaves pages partly used, more so the longer it runs. The soak run (bodies of 256 B
+/// to 16 KiB under churn, tests/soak.rs) measured the cache's RSS at about 125% of its
+/// bound with bodies charged at their length (40 s), 112% with a sixth more (10 min),
+/// and 106% with a quarter (10 min). Fills in progress are charged the same way.
+pub fn body_weight(len: usize) -> usize {
+    len.saturating_add(len / 4)
+}
+
+/// Bodies of at least this size are stored in their own anonymous memory mapping.
+/// mimalloc serves 84 to 512 KiB from 4 MiB pages shared by one size class, and a page
+/// stays resident while any body in it lives: under LRU churn of mixed sizes most
+/// pages were held by a few bodies (soak, SOAK_MIX=1: the cache's RSS at 1.7x its bound
+/// with everything else fixed). A mapping leaves RSS when its body is dropped, and wastes
+/// less than a 4 KiB page; 64 KiB keeps the number of mappings at most one per 64 KiB
+/// of cache (and `vm.max_map_count` is a fallback, not a failure).
+const MAPPED_BODY_MIN: usize = 64 * 1024;
+
+/// The body to store, in one exactly-sized buffer built from the chunks that arrived.
+/// Copied, not kept as is: chunks from hyper can be slices of a larger read buffer, and
+/// keeping them would pin that whole buffer for the object's lifetime.
+pub fn stored_body(chunks: &[Bytes]) -> Bytes {
+    let size: usize = chunks.iter().map(Bytes::len).sum();
+    if size >= MAPPED_BODY_MIN {
+        // Mapping fails when the process is out of mappings or memory: the heap then.
+        // Populated: one call faults every page in, rather than one fault per page.
+        if let Ok(mut map) = memmap2::MmapOptions::new().len(size).populate().map_anon() {
+            let mut at = 0;
+            for c in chunks {
+                map[at..at + c.len()].copy_from_slice(c);
+                at += c.len();
+            }
+            return Bytes::from_owner(map);
+        }
+    }
+    let mut buf = BytesMut::with_capacity(size);
+    for c in chunks {
+        buf.extend_from_slice(c);
+    }
+    buf.freeze()
+}
 
 /// One stored response (one variant of a URL).
 #[derive(Debug)]
@@ -104,14 +147,12 @@ impl Object {
             .map(|v| v.as_ref().map_or(8, |b| b.len() + 32))
             .sum();
         let tags: usize = self.surrogate_keys.iter().map(|k| k.len() + 16).sum();
-        // Bodies are charged a quarter more than their length: the allocator serves them
-        // from size classes about 12% apart, and LRU eviction of mixed sizes leaves pages
-        // partly used, more so the longer it runs. The soak run (bodies of 256 B to
-        // 16 KiB under churn, tests/soak.rs) measured the cache's RSS at about 125% of
-        // its bound with bodies charged at their length (40 s), 112% with a sixth more
-        // (10 min), and 106% with a quarter (10 min).
-        let body = self.body.len() + self.body.len() / 4;
-        OBJECT_OVERHEAD + headers + secondary + tags + body + self.vary.len() * 32
+        OBJECT_OVERHEAD
+            + headers
+            + secondary
+            + tags
+            + body_weight(self.body.len())
+            + self.vary.len() * 32
     }
 
     pub fn hit(&self) -> u64 {
@@ -158,5 +199,27 @@ impl Object {
     /// Is this object stale already (for inspection)?
     pub fn is_fresh(&self, now: Instant) -> bool {
         self.age(now) < self.freshness.lifetime
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_body_joins_chunks_small_and_mapped() {
+        for size in [
+            0,
+            1000,
+            MAPPED_BODY_MIN - 1,
+            MAPPED_BODY_MIN,
+            3 * MAPPED_BODY_MIN + 17,
+        ] {
+            let whole: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            let chunks: Vec<Bytes> = whole.chunks(10_000).map(Bytes::copy_from_slice).collect();
+            let body = stored_body(&chunks);
+            assert_eq!(body.len(), size);
+            assert_eq!(&body[..], &whole[..], "size {size}");
+        }
     }
 }

@@ -11,6 +11,14 @@
 //! replaces), and the eviction listener removes an evicted entry's tags only where the
 //! index still points at that same entry id, so a late eviction notice can never
 //! erase the tags of a newer entry for the same key.
+//!
+//! The byte bound covers what the cache holds in memory, not only what moka has
+//! accounted. Moka applies inserts to its eviction policy lazily (every 64 writes or
+//! 300 ms), so with 1 MiB objects the map held dozens of objects beyond the bound;
+//! `insert` therefore settles moka once the bytes inserted since the last settling
+//! reach a small share of the budget (`SETTLE_SHARE`). And a fill holds its body in
+//! memory for as long as it downloads: fills in progress draw on a share of the budget
+//! (`FILL_SHARE`, through `reserve`) that the cache itself leaves free.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,7 +36,7 @@ use moka::Expiry;
 use tokio::time::Instant;
 
 use super::key::CacheKey;
-use super::object::{Object, Source};
+use super::object::{self, Object, Source};
 use super::vary;
 
 /// All variants stored for one URL, newest first. Replaced whole on every change
@@ -166,6 +174,55 @@ impl std::ops::AddAssign for Purged {
     }
 }
 
+/// The cache leaves 1/FILL_SHARE of its budget to fills in progress. An eighth: at the
+/// default 256 MiB that is 32 concurrent 1 MiB fills; a fill that finds the share used
+/// up is relayed without being stored, like a response over `max_object_size`.
+const FILL_SHARE: u64 = 8;
+/// `insert` makes moka apply its pending writes (and so its evictions) once the weight
+/// inserted since the last time reaches 1/SETTLE_SHARE of the budget. Only inserts pay
+/// for it, never lookups.
+const SETTLE_SHARE: u64 = 64;
+
+/// Bytes held by fills in progress, within the fill share of the budget.
+#[derive(Debug)]
+struct FillBudget {
+    held: AtomicU64,
+    limit: u64,
+}
+
+/// A fill's claim on the fill share: grows with the body, returned when dropped (by
+/// then the body is either stored, and charged to the cache, or discarded).
+#[derive(Debug)]
+pub struct Reservation {
+    budget: Arc<FillBudget>,
+    held: u64,
+}
+
+impl Reservation {
+    /// Claim what `len` more body bytes cost; false, claiming nothing, when the fill
+    /// share cannot cover them (the fill must then stop storing).
+    pub fn grow(&mut self, len: usize) -> bool {
+        let want = object::body_weight(len) as u64;
+        let limit = self.budget.limit;
+        let taken = self
+            .budget
+            .held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                held.checked_add(want).filter(|&n| n <= limit)
+            });
+        if taken.is_ok() {
+            self.held += want;
+        }
+        taken.is_ok()
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.budget.held.fetch_sub(self.held, Ordering::AcqRel);
+    }
+}
+
 pub struct Store {
     cache: Cache<u128, Arc<Entry>, KeyHashBuilder>,
     index: Arc<TagIndex>,
@@ -173,16 +230,22 @@ pub struct Store {
     evicted: Arc<AtomicU64>,
     next_id: AtomicU64,
     max_variants: usize,
+    fills: Arc<FillBudget>,
+    /// Weight inserted since moka last applied its pending writes.
+    unsettled: AtomicU64,
+    settle_at: u64,
 }
 
 impl Store {
+    /// A store whose objects, with the fills in progress, are bounded by `capacity_bytes`.
     pub fn new(capacity_bytes: u64, max_variants: usize) -> Self {
+        let fill_share = capacity_bytes / FILL_SHARE;
         let index = Arc::new(TagIndex::default());
         let listener_index = index.clone();
         let evicted = Arc::new(AtomicU64::new(0));
         let listener_evicted = evicted.clone();
         let cache = Cache::builder()
-            .max_capacity(capacity_bytes)
+            .max_capacity(capacity_bytes - fill_share)
             .weigher(|_k: &u128, v: &Arc<Entry>| v.weight())
             .eviction_policy(EvictionPolicy::lru())
             .expire_after(KeepUntil)
@@ -203,6 +266,35 @@ impl Store {
             evicted,
             next_id: AtomicU64::new(1),
             max_variants: max_variants.max(1),
+            fills: Arc::new(FillBudget {
+                held: AtomicU64::new(0),
+                limit: fill_share,
+            }),
+            unsettled: AtomicU64::new(0),
+            settle_at: (capacity_bytes / SETTLE_SHARE).max(1),
+        }
+    }
+
+    /// An empty claim on the fill share, for a fill that means to store its body.
+    pub fn reserve(&self) -> Reservation {
+        Reservation {
+            budget: self.fills.clone(),
+            held: 0,
+        }
+    }
+
+    /// Bytes held by fills in progress.
+    pub fn filling_bytes(&self) -> u64 {
+        self.fills.held.load(Ordering::Acquire)
+    }
+
+    /// Count an insert's weight; past the threshold, apply moka's pending writes so its
+    /// evictions keep up with large objects.
+    fn settle_after(&self, weight: u64) {
+        let since = self.unsettled.fetch_add(weight, Ordering::AcqRel) + weight;
+        if since >= self.settle_at {
+            self.unsettled.store(0, Ordering::Release);
+            self.cache.run_pending_tasks();
         }
     }
 
@@ -243,6 +335,7 @@ impl Store {
         let max = self.max_variants;
         let url = key.url.clone();
         let mut verdict = Ok(());
+        let mut weight = 0;
         self.cache.entry(key.hash).and_compute_with(|current| {
             let current = current.map(|c| c.into_value());
             let current = current.filter(|c| c.url == url);
@@ -269,10 +362,12 @@ impl Store {
                 id: self.next_id.fetch_add(1, Ordering::Relaxed),
             });
             self.index.replace(key.hash, current.as_deref(), &entry);
+            weight = entry.weight();
             Op::Put(entry)
         });
         if verdict.is_ok() {
             self.inserted.fetch_add(1, Ordering::Relaxed);
+            self.settle_after(u64::from(weight));
         }
         verdict
     }
@@ -563,6 +658,47 @@ mod tests {
         let o = store.lookup(&key("/s"), &HeaderMap::new()).unwrap();
         assert!(!o.is_fresh(Instant::now()));
         assert_eq!(store.index_size(), (1, 1));
+    }
+
+    /// Bytes held by the entries in the map, whether or not moka has applied them yet.
+    fn held(store: &Store) -> u64 {
+        store.cache.iter().map(|(_, e)| u64::from(e.weight())).sum()
+    }
+
+    #[test]
+    fn large_objects_do_not_overshoot_the_bound() {
+        // Moka applied its policy every 64 writes: 64 objects of 1 MiB in a 32 MiB store.
+        // Without settling on insert this held 112,792,956 B.
+        let cap = 32 << 20;
+        let store = Store::new(cap, 4);
+        let mut most = 0;
+        for i in 0..200 {
+            store
+                .insert(&key(&format!("/big/{i}")), obj(&[], fetched(), 1 << 20))
+                .unwrap();
+            most = most.max(held(&store));
+        }
+        // Within the cache's share, plus what settling lets pile up between two settlings.
+        let room = cap - cap / FILL_SHARE + cap / SETTLE_SHARE + (2 << 20);
+        assert!(most <= room, "held {most} B, bound {room} B");
+        assert!(store.object_count() > 0);
+    }
+
+    #[test]
+    fn fills_share_an_eighth_of_the_budget() {
+        let store = Store::new(8 << 20, 4);
+        let share = (8 << 20) / FILL_SHARE;
+        let mut a = store.reserve();
+        let mut b = store.reserve();
+        assert!(a.grow(600 << 10));
+        // 600 KiB is charged 750 KiB; the share is 1 MiB.
+        assert!(!b.grow(300 << 10), "beyond the share");
+        assert!(b.grow(100 << 10));
+        assert!(store.filling_bytes() <= share);
+        drop(a);
+        assert!(b.grow(600 << 10), "a's bytes came back");
+        drop(b);
+        assert_eq!(store.filling_bytes(), 0);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{header, request, HeaderValue, StatusCode};
 use http_body_util::BodyExt;
 use tokio::time::Instant;
@@ -231,6 +231,8 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
 
     let mut body = ProxyBody::stream(body, proxy.settings.between_bytes_timeout, None);
     let mut size: u64 = 0;
+    // The body is held in memory until stored: it draws on the store's fill share.
+    let mut claim = proxy.store.reserve();
     // A small body is read whole and stored before the head goes out; a cut one is an
     // origin failure like no answer at all (stale copy, or 502), never a cut response.
     let mut early = Vec::new();
@@ -241,6 +243,8 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
                         size += data.len() as u64;
+                        // Too many fills at once: relay this one, store a later one.
+                        storing &= claim.grow(data.len());
                         early.push(data);
                     }
                 }
@@ -262,7 +266,7 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
             writer.fail(FetchFailure::Connect);
             return;
         }
-        stored = fill.store(early.clone(), size);
+        stored = storing && fill.store(&early, size);
         storing = false;
     }
     let head = Arc::new(ResponseHead {
@@ -309,6 +313,11 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
                         proxy.coalescer.mark_hit_for_miss(key.hash);
                     }
                 }
+                if storing && !claim.grow(data.len()) {
+                    // Too many fills at once: relay this one, store a later one.
+                    storing = false;
+                    writer.stop_storing();
+                }
                 if !writer.push(data).await {
                     // Nobody left to read a body we are not keeping.
                     writer.finish(Err("all readers left".into()));
@@ -329,8 +338,9 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
     }
 
     if storing {
-        fill.store(writer.body_chunks(), size);
+        fill.store(&writer.body_chunks(), size);
     }
+    drop(claim);
     writer.finish(Ok(()));
 }
 
@@ -351,7 +361,7 @@ struct Fill<'a> {
 
 impl Fill<'_> {
     /// Insert the object; true when it is in the store.
-    fn store(&self, chunks: Vec<Bytes>, size: u64) -> bool {
+    fn store(&self, chunks: &[Bytes], size: u64) -> bool {
         let Some((fields, secondary)) = self.variant else {
             return false;
         };
@@ -362,7 +372,7 @@ impl Fill<'_> {
         let obj = Arc::new(Object {
             status: self.status,
             headers: Fields::from_map(&stored_headers),
-            body: concat(chunks, size),
+            body: object::stored_body(chunks),
             freshness: self.freshness,
             stored_at: self.stored_at,
             vary: fields.clone(),
@@ -385,16 +395,6 @@ impl Fill<'_> {
             }
         }
     }
-}
-
-/// One exactly-sized buffer: chunks from hyper can be slices of a larger read buffer,
-/// and keeping them would pin that whole buffer for the object's lifetime.
-fn concat(chunks: Vec<Bytes>, size: u64) -> Bytes {
-    let mut buf = BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
-    for c in chunks {
-        buf.extend_from_slice(&c);
-    }
-    buf.freeze()
 }
 
 /// If the origin connection this response came from later turns out desynchronised (the
