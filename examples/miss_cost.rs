@@ -5,6 +5,9 @@
 //!   cargo build --release --example miss_cost
 //!   valgrind --tool=callgrind target/release/examples/miss_cost 200
 //!   valgrind --tool=callgrind target/release/examples/miss_cost 1200
+//!
+//! With a second argument `hit`, every request asks for the same URL: after the first
+//! fill, N hits.
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -45,6 +48,7 @@ async fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1000);
+    let hits = std::env::args().nth(2).is_some_and(|a| a == "hit");
     let o = origin().await;
     let mut cfg =
         lacquer::config::Config::quick("127.0.0.1:0".parse().unwrap(), &[o.to_string()]).unwrap();
@@ -58,7 +62,8 @@ async fn main() {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let mut buf = vec![0u8; 8192];
     for i in 0..n {
-        let req = format!("GET /u/{i} HTTP/1.1\r\nHost: bench\r\n\r\n");
+        let path = if hits { 0 } else { i };
+        let req = format!("GET /u/{path} HTTP/1.1\r\nHost: bench\r\n\r\n");
         s.write_all(req.as_bytes()).await.unwrap();
         // Read until the 1 KiB body has arrived (head + 1024 bytes).
         let mut got = Vec::new();
@@ -73,5 +78,5 @@ async fn main() {
             }
         }
     }
-    println!("{n} misses done");
+    println!("{n} {} done", if hits { "hits" } else { "misses" });
 }
