@@ -49,21 +49,25 @@ async fn pop_with(
     spec: &[(&'static str, &'static str, u8)],
     cluster_extra: &str,
 ) -> (Vec<Member>, Vec<Node>) {
-    let members: Vec<Member> = spec
-        .iter()
-        .map(|&(name, role, last)| Member {
-            name,
-            role,
-            public: free_addr([127, 0, 0, last]),
-            admin: free_addr([127, 0, 0, last]),
-        })
-        .collect();
+    let members = members(spec);
     let all: Vec<&Member> = members.iter().collect();
     let mut nodes = Vec::new();
     for m in &members {
         nodes.push(start(node_config(m, &all, origin, cluster_extra)).await);
     }
     (members, nodes)
+}
+
+/// PoP members from (name, role, last octet of 127.0.0.x), on free ports.
+fn members(spec: &[(&'static str, &'static str, u8)]) -> Vec<Member> {
+    spec.iter()
+        .map(|&(name, role, last)| Member {
+            name,
+            role,
+            public: free_addr([127, 0, 0, last]),
+            admin: free_addr([127, 0, 0, last]),
+        })
+        .collect()
 }
 
 /// The config of PoP member `m` that knows the peers `peers`.
@@ -472,15 +476,7 @@ async fn cluster_prewarm_fills_owners_and_edges() {
 async fn slow_upload_through_an_edge_is_not_cut() {
     within(30, async {
         let origin = Origin::start(|s, _| Reply::ok(format!("got {} bytes", s.body.len()))).await;
-        let members: Vec<Member> = [("e1", "edge", 61), ("s1", "shard", 62)]
-            .iter()
-            .map(|&(name, role, last)| Member {
-                name,
-                role,
-                public: free_addr([127, 0, 0, last]),
-                admin: free_addr([127, 0, 0, last]),
-            })
-            .collect();
+        let members = members(&[("e1", "edge", 61), ("s1", "shard", 62)]);
         let all: Vec<&Member> = members.iter().collect();
         let mut nodes = Vec::new();
         for m in &members {

@@ -65,18 +65,9 @@ async fn smuggling_conn(mut s: TcpStream, extra: Extra) {
     let mut buf = Vec::new();
     let mut first = true;
     loop {
-        let end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            let mut chunk = [0u8; 4096];
-            match s.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
+        let Some(head) = read_head(&mut s, &mut buf).await else {
+            return;
         };
-        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-        buf.drain(..end);
         let path = head.split(' ').nth(1).unwrap_or("?").to_owned();
         if first && extra.forge {
             first = false;

@@ -413,24 +413,30 @@ impl Drop for RawOrigin {
     }
 }
 
+/// The next request head on `s` (bytes read past it stay in `buf`); None when the peer
+/// closes, errors or sends more than 1 MiB without ending a head.
+pub async fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+    let end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let mut chunk = [0u8; 4096];
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if buf.len() > 1 << 20 {
+            return None;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    buf.drain(..end);
+    Some(head)
+}
+
 async fn raw_origin_conn(mut s: TcpStream, heads: Arc<Mutex<Vec<String>>>, handler: RawHandler) {
     let mut buf = Vec::new();
-    loop {
-        let end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            let mut chunk = [0u8; 4096];
-            match s.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-            if buf.len() > 1 << 20 {
-                return;
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-        buf.drain(..end);
+    while let Some(head) = read_head(&mut s, &mut buf).await {
         let n = {
             let mut v = heads.lock().unwrap();
             v.push(head.clone());
