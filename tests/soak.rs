@@ -357,9 +357,15 @@ async fn run(secs: u64, conns: u64, every: u64) {
     let _ = child.wait().await;
     let _ = std::fs::remove_dir_all(&dir);
 
-    // Flat: after the first third (the cache fills), RSS grows by at most 10%.
+    // Flat: after the first third (the cache fills), RSS does not trend up: the mean of
+    // the last third is within 10% of the mean of the middle one. Means, not single
+    // samples: with the size mix a sample can catch a few 1 MiB fills in flight (a 32 MiB
+    // cache swung 67.7 to 74.8 MiB between samples with no trend), which is what the
+    // bound below is for; a leak moves the means.
     let third = samples.len() / 3;
-    let settled = samples.get(third).map_or(0, |s| s.rss_kib);
+    let mean = |s: &[Sample]| s.iter().map(|x| x.rss_kib).sum::<u64>() / s.len().max(1) as u64;
+    let settled = mean(samples.get(third..2 * third).unwrap_or_default());
+    let late = mean(samples.get(2 * third..).unwrap_or_default());
     let peak = samples
         .iter()
         .skip(third)
@@ -385,8 +391,8 @@ async fn run(secs: u64, conns: u64, every: u64) {
     assert!(total > 0, "no requests completed");
     assert_eq!(failed, 0, "requests failed under steady load");
     assert!(
-        peak <= settled + settled / 10,
-        "RSS kept growing after the cache filled: {settled} KiB -> {peak} KiB"
+        late <= settled + settled / 10,
+        "RSS kept growing after the cache filled: mean {settled} KiB -> {late} KiB"
     );
     assert!(
         highest <= bound_kib,
