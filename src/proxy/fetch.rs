@@ -33,7 +33,7 @@ pub struct FetchJob {
     pub origin_request: OriginRequest,
     /// The stored copy being revalidated, if any: a 304 refreshes it, and a 5xx must not replace it.
     pub stale: Option<Arc<Object>>,
-    /// The request carried credentials (Authorization, or Cookie under the pass policy):
+    /// The request carried Authorization (a Cookie under the pass policy never gets here):
     /// an unstorable answer then says nothing about the URL, so no hit-for-miss marker.
     pub credentials: bool,
 }
