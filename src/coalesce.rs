@@ -472,6 +472,24 @@ impl FlightWriter {
         self.flight.lock().chunks.iter().cloned().collect()
     }
 
+    /// The body was stored as `body`: swap each kept chunk for the same bytes of the
+    /// stored copy, so the arrived chunks are freed now rather than when the slowest
+    /// reader is done. Readers' cursors count chunks, so the chunk boundaries stay.
+    /// Does nothing unless the flight still holds the whole body, and it is `body`.
+    pub fn rebase(&mut self, body: &Bytes) {
+        let mut st = self.flight.lock();
+        let held: usize = st.chunks.iter().map(Bytes::len).sum();
+        if st.trimming || st.first != 0 || held != body.len() {
+            return;
+        }
+        let mut at = 0;
+        for chunk in st.chunks.iter_mut() {
+            let len = chunk.len();
+            *chunk = body.slice(at..at + len);
+            at += len;
+        }
+    }
+
     /// End the body (clean or not) and leave the in-flight map. Call after storing, so a
     /// request arriving in between finds the object in the store, not a missing flight.
     pub fn finish(mut self, result: Result<(), String>) {

@@ -468,3 +468,38 @@ async fn cancelled_cacheable_requests_share_one_fill() {
     })
     .await;
 }
+
+/// A reader still behind when a large fill is stored reads the rest from the stored copy
+/// (the arrived chunks are swapped for slices of it): every byte must still be the
+/// origin's, in order.
+#[tokio::test]
+async fn slow_reader_of_a_stored_fill_gets_every_byte() {
+    within(20, async {
+        let pattern: Vec<u8> = (0..1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let body = Bytes::from(pattern.clone());
+        let origin = Origin::start(move |_, _| Reply::ok(body.clone()).cc("max-age=60")).await;
+        let node = start(config(&[origin.addr])).await;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(node.addr).await.unwrap();
+        s.write_all(b"GET /slow-reader HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut first = vec![0u8; 16 * 1024];
+        s.read_exact(&mut first).await.unwrap();
+        // The fill completes and is stored while this reader waits.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut out = first;
+        s.read_to_end(&mut out).await.unwrap();
+        let at = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        assert_eq!(out.len() - at, pattern.len());
+        assert!(
+            out[at..] == pattern[..],
+            "the slow reader's bytes differ from the origin's"
+        );
+        let hit = node.get_with("/slow-reader", &[("host", "x")]).await;
+        assert!(hit.is_hit(), "{}", hit.cache_status());
+        assert!(hit.body == pattern[..]);
+        assert_eq!(origin.count("/slow-reader"), 1);
+    })
+    .await;
+}

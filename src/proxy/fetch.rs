@@ -266,7 +266,15 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
             writer.fail(FetchFailure::Connect);
             return;
         }
-        stored = storing && fill.store(&early, size);
+        if storing {
+            if let Some(body) = fill.store(&early, size) {
+                stored = true;
+                // Readers get the stored copy: the chunks can go now, not after them.
+                if !body.is_empty() {
+                    early = vec![body];
+                }
+            }
+        }
         storing = false;
     }
     let head = Arc::new(ResponseHead {
@@ -338,7 +346,11 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
     }
 
     if storing {
-        fill.store(&writer.body_chunks(), size);
+        if let Some(body) = fill.store(&writer.body_chunks(), size) {
+            // Readers still behind read the stored copy: the body is held once, not twice
+            // (the arrived chunks and the stored copy) until the slowest reader is done.
+            writer.rebase(&body);
+        }
     }
     drop(claim);
     writer.finish(Ok(()));
@@ -360,19 +372,18 @@ struct Fill<'a> {
 }
 
 impl Fill<'_> {
-    /// Insert the object; true when it is in the store.
-    fn store(&self, chunks: &[Bytes], size: u64) -> bool {
-        let Some((fields, secondary)) = self.variant else {
-            return false;
-        };
+    /// Insert the object; its body when it is in the store.
+    fn store(&self, chunks: &[Bytes], size: u64) -> Option<Bytes> {
+        let (fields, secondary) = self.variant?;
         let mut stored_headers = self.headers.clone();
         policy::strip_before_store(&mut stored_headers);
         stored_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
         let tags = object::surrogate_keys(&stored_headers);
+        let body = object::stored_body(chunks);
         let obj = Arc::new(Object {
             status: self.status,
             headers: Fields::from_map(&stored_headers),
-            body: object::stored_body(chunks),
+            body: body.clone(),
             freshness: self.freshness,
             stored_at: self.stored_at,
             vary: fields.clone(),
@@ -387,11 +398,11 @@ impl Fill<'_> {
         match self.proxy.store.insert(self.key, obj) {
             Ok(_) => {
                 undo_on_desync(self.proxy, self.exchange, self.key);
-                true
+                Some(body)
             }
             Err(e) => {
                 tracing::debug!(url = %self.key.url, reason = %e, "fetched object not stored");
-                false
+                None
             }
         }
     }
