@@ -120,6 +120,30 @@ impl Body for ProxyBody {
     }
 }
 
+/// A bodiless GET of `path` on `scheme://authority` for a health probe, or None when
+/// the path is not a valid request target. Origin and peer probes share it.
+pub fn probe_request(
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    path: &str,
+    user_agent: &'static str,
+) -> Option<http::Request<ProxyBody>> {
+    let pq = http::uri::PathAndQuery::try_from(path).ok()?;
+    let uri = http::Uri::builder()
+        .scheme(scheme)
+        .authority(authority)
+        .path_and_query(pq)
+        .build()
+        .ok()?;
+    let mut req = http::Request::new(ProxyBody::empty());
+    *req.uri_mut() = uri;
+    req.headers_mut().insert(
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(user_agent),
+    );
+    Some(req)
+}
+
 /// A size cap on a client's streamed body, and where its failure is recorded: when
 /// the origin request fails because the client's body broke, the client gets 413, 400
 /// or 408 for its own fault instead of a 502 that blames the origin.

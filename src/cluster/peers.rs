@@ -6,12 +6,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderValue, Request, Uri};
+use http::uri::{Authority, Scheme};
 use tokio::time::Instant;
 
 use super::Cluster;
-use crate::body::ProxyBody;
 use crate::config::{HealthPort, PeerConfig, PeerRole};
 
 /// A state change worth telling someone about.
@@ -205,23 +203,14 @@ impl Cluster {
             HealthPort::Admin => peer.admin_authority.clone(),
             HealthPort::Public => peer.authority.clone(),
         };
-        let Ok(pq) = PathAndQuery::try_from(self.cfg.health_path.as_str()) else {
+        let Some(mut req) = crate::body::probe_request(
+            Scheme::HTTP,
+            authority,
+            &self.cfg.health_path,
+            "lacquer-peer-health",
+        ) else {
             return false;
         };
-        let Ok(uri) = Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(authority)
-            .path_and_query(pq)
-            .build()
-        else {
-            return false;
-        };
-        let mut req = Request::new(ProxyBody::empty());
-        *req.uri_mut() = uri;
-        req.headers_mut().insert(
-            http::header::USER_AGENT,
-            HeaderValue::from_static("lacquer-peer-health"),
-        );
         // The marker keeps a public-port probe from being forwarded anywhere.
         req.headers_mut()
             .insert(super::HOP_HEADER, self.hop_value.clone());

@@ -389,23 +389,14 @@ impl OriginPool {
     async fn check(&self, idx: usize) -> bool {
         let origin = &self.origins[idx];
         let h = &origin.health;
-        let Ok(pq) = PathAndQuery::try_from(h.path.as_str()) else {
+        let Some(req) = crate::body::probe_request(
+            origin.scheme.clone(),
+            origin.authority.clone(),
+            &h.path,
+            "lacquer-health",
+        ) else {
             return false;
         };
-        let Ok(uri) = Uri::builder()
-            .scheme(origin.scheme.clone())
-            .authority(origin.authority.clone())
-            .path_and_query(pq)
-            .build()
-        else {
-            return false;
-        };
-        let mut req = Request::new(ProxyBody::empty());
-        *req.uri_mut() = uri;
-        req.headers_mut().insert(
-            http::header::USER_AGENT,
-            http::HeaderValue::from_static("lacquer-health"),
-        );
         match tokio::time::timeout(h.timeout, origin.client.request(req)).await {
             Ok(Ok(resp)) => {
                 let s = resp.status().as_u16();
