@@ -75,8 +75,6 @@ pub enum FetchFailure {
     Timeout,
     /// No origin is configured or healthy.
     NoOrigin,
-    /// The client stopped sending its request body (`limits.body_read_timeout`).
-    ClientTimeout,
     /// The fetch task ended without saying why (runtime shutdown, a bug).
     Abandoned,
 }

@@ -106,7 +106,7 @@ pub enum OriginError {
     /// The client's request body failed while it was being sent (too slow, too big,
     /// broken framing): the client's fault, not the origin's.
     #[error("request body: {reason}")]
-    ClientBody { reason: String, timed_out: bool },
+    ClientBody { reason: String },
 }
 
 impl OriginError {
@@ -114,9 +114,8 @@ impl OriginError {
         match self {
             OriginError::NoOrigin => FetchFailure::NoOrigin,
             OriginError::Timeout { .. } => FetchFailure::Timeout,
-            OriginError::ClientBody {
-                timed_out: true, ..
-            } => FetchFailure::ClientTimeout,
+            // The status for a client's broken body (400/408/413) comes from the body's
+            // own record (`body::ClientFault`), which the request path reads first.
             OriginError::Connect { .. }
             | OriginError::BadRequest(_)
             | OriginError::ClientBody { .. } => FetchFailure::Connect,
@@ -328,7 +327,6 @@ impl OriginPool {
                 Err(source) => Err(match body_error(&source) {
                     Some(b) => OriginError::ClientBody {
                         reason: b.to_string(),
-                        timed_out: matches!(b, BodyError::Timeout(_)),
                     },
                     None => OriginError::Connect {
                         origin: origin.address.clone(),

@@ -913,9 +913,6 @@ fn failure_response(why: FetchFailure) -> Response<ProxyBody> {
     match why {
         FetchFailure::Timeout => synthetic(StatusCode::GATEWAY_TIMEOUT, "origin timed out"),
         FetchFailure::NoOrigin => synthetic(StatusCode::SERVICE_UNAVAILABLE, "no origin available"),
-        FetchFailure::ClientTimeout => {
-            synthetic(StatusCode::REQUEST_TIMEOUT, "request body timed out")
-        }
         FetchFailure::Connect | FetchFailure::Abandoned => {
             synthetic(StatusCode::BAD_GATEWAY, "origin unreachable")
         }
