@@ -10,6 +10,7 @@ mod cidr;
 mod cluster;
 mod geo;
 mod parse;
+mod sites;
 mod units;
 mod validate;
 
@@ -26,6 +27,11 @@ pub use cluster::{
     MAX_PEER_WEIGHT, MAX_PURGE_LOG,
 };
 pub use geo::{ClientConfig, GeoConfig, GeoMode};
+pub use sites::{
+    Balance, CookieMode, HeaderEdits, OriginGroupConfig, RateLimitConfig, RedirectConfig,
+    RespondConfig, ServerConfig, SetCookieMode, SiteCacheConfig, SiteConfig, SiteKeyConfig,
+    DEFAULT_GROUP, DEFAULT_SITE,
+};
 pub use units::{format_size, parse_duration, parse_size, MAX_DURATION};
 pub use validate::parse_host_port;
 
@@ -39,6 +45,10 @@ pub struct Config {
     pub node: NodeConfig,
     pub listen: Vec<ListenConfig>,
     pub origin: Vec<OriginConfig>,
+    /// Named pools of origins for `[[site]]`s.
+    pub origin_group: Vec<OriginGroupConfig>,
+    /// Routing rules by host and path, first match wins; see `sites`.
+    pub site: Vec<SiteConfig>,
     pub upstream: UpstreamConfig,
     pub cache: CacheConfig,
     pub limits: LimitsConfig,
@@ -58,6 +68,8 @@ impl Default for Config {
             node: NodeConfig::default(),
             listen: vec![ListenConfig::default()],
             origin: Vec::new(),
+            origin_group: Vec::new(),
+            site: Vec::new(),
             upstream: UpstreamConfig::default(),
             cache: CacheConfig::default(),
             limits: LimitsConfig::default(),

@@ -14,8 +14,19 @@ use toml::Spanned;
 use super::validate;
 use super::{Config, ConfigError, ConfigErrors};
 
-const TOP_LEVEL_KEYS: [&str; 11] = [
-    "node", "listen", "origin", "upstream", "cache", "limits", "admin", "log", "client", "geo",
+const TOP_LEVEL_KEYS: [&str; 13] = [
+    "node",
+    "listen",
+    "origin",
+    "origin_group",
+    "site",
+    "upstream",
+    "cache",
+    "limits",
+    "admin",
+    "log",
+    "client",
+    "geo",
     "cluster",
 ];
 
@@ -82,6 +93,8 @@ fn set_section(
         "node" => config.node = de(value)?,
         "listen" => config.listen = de(value)?,
         "origin" => config.origin = de(value)?,
+        "origin_group" => config.origin_group = de(value)?,
+        "site" => config.site = de(value)?,
         "upstream" => config.upstream = de(value)?,
         "cache" => config.cache = de(value)?,
         "limits" => config.limits = de(value)?,
@@ -128,8 +141,14 @@ fn resolve_paths(config: &mut Config, base: &Path) {
             }
         }
     }
-    for origin in &mut config.origin {
-        if let Some(ca) = &mut origin.ca_file {
+    let group_cas = config.origin_group.iter_mut().map(|g| &mut g.ca_file);
+    for ca in config
+        .origin
+        .iter_mut()
+        .map(|o| &mut o.ca_file)
+        .chain(group_cas)
+    {
+        if let Some(ca) = ca {
             if ca.is_relative() && !ca.as_os_str().is_empty() {
                 *ca = base.join(&*ca);
             }

@@ -239,7 +239,7 @@ access_log = false
 fn unknown_keys_have_lines() {
     assert_eq!(
         one_error("\n\nlistn = \"x\"\n"),
-        "t.toml:3: unknown field `listn`, expected one of `node`, `listen`, `origin`, `upstream`, `cache`, `limits`, `admin`, `log`, `client`, `geo`, `cluster`"
+        "t.toml:3: unknown field `listn`, expected one of `node`, `listen`, `origin`, `origin_group`, `site`, `upstream`, `cache`, `limits`, `admin`, `log`, `client`, `geo`, `cluster`"
     );
     let e = one_error(&format!("{ORIGIN}[cache]\nmemory = 1\nmemroy = 2\n"));
     assert!(

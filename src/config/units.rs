@@ -135,6 +135,23 @@ pub(crate) fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D
     d.deserialize_any(V)
 }
 
+/// An optional duration: absent is `None` (with `#[serde(default)]` on the struct).
+pub(crate) fn de_opt_duration<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Duration>, D::Error> {
+    de_duration(d).map(Some)
+}
+
+/// A table of durations, e.g. `{ "404" = "1m", "5xx" = "5s" }`.
+pub(crate) fn de_duration_map<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<std::collections::BTreeMap<String, Duration>, D::Error> {
+    #[derive(serde::Deserialize)]
+    struct D2(#[serde(deserialize_with = "de_duration")] Duration);
+    let raw: std::collections::BTreeMap<String, D2> = serde::Deserialize::deserialize(d)?;
+    Ok(raw.into_iter().map(|(k, v)| (k, v.0)).collect())
+}
+
 struct SizeVisitor;
 
 impl Visitor<'_> for SizeVisitor {
@@ -160,6 +177,11 @@ pub(crate) fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> 
 pub(crate) fn de_size_usize<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     let bytes = d.deserialize_any(SizeVisitor)?;
     usize::try_from(bytes).map_err(|_| de::Error::custom("size is too large for this platform"))
+}
+
+/// An optional size: absent is `None` (with `#[serde(default)]` on the struct).
+pub(crate) fn de_opt_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    d.deserialize_any(SizeVisitor).map(Some)
 }
 
 /// Socket addresses get their own parser only to give a message that tells
