@@ -142,16 +142,14 @@ fn resolve_paths(config: &mut Config, base: &Path) {
         }
     }
     let group_cas = config.origin_group.iter_mut().map(|g| &mut g.ca_file);
-    for ca in config
+    let cas = config
         .origin
         .iter_mut()
         .map(|o| &mut o.ca_file)
-        .chain(group_cas)
-    {
-        if let Some(ca) = ca {
-            if ca.is_relative() && !ca.as_os_str().is_empty() {
-                *ca = base.join(&*ca);
-            }
+        .chain(group_cas);
+    for ca in cas.flatten() {
+        if ca.is_relative() && !ca.as_os_str().is_empty() {
+            *ca = base.join(&*ca);
         }
     }
     if let Some(token) = &mut config.admin.token_file {
