@@ -5,6 +5,7 @@
 //! - `cache`: RFC 9111 policy, keys, Vary, the byte-bounded store
 //! - `coalesce`: one origin fetch per key, streamed to every waiter
 //! - `origin`: the origin pool, health checks, retries
+//! - `site`: `[[site]]` routing and per-site rules
 //! - `config`: the TOML schema, defaults and validation
 //! - `metrics`: the Prometheus metric set
 //! - `geo`: client address, GeoIP lookup, nearest healthy PoP
@@ -28,5 +29,6 @@ pub mod notify;
 pub mod origin;
 pub mod proxy;
 pub mod server;
+pub mod site;
 pub mod stat;
 pub mod tls;
