@@ -16,14 +16,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::cache::key::{KeyRules, QueryMode};
-use crate::cache::policy::PolicyConfig;
 use crate::cache::store::Store;
 use crate::coalesce::Coalescer;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 
-use crate::config::{self, Config, CookiePolicy, LimitsConfig, ListenConfig};
+use crate::config::{self, Config, LimitsConfig, ListenConfig};
 use crate::metrics::Metrics;
 use crate::origin::OriginPool;
 use crate::proxy::{ClientInfo, HeadLimits, Proxy, Settings};
@@ -376,25 +374,9 @@ pub fn build_proxy(
     let origins =
         OriginPool::new(&cfg.origin, &cfg.upstream, metrics.clone()).map_err(StartError::Config)?;
     let c = &cfg.cache;
-    let policy = PolicyConfig {
-        heuristic_fraction: c.heuristic_fraction,
-        heuristic_max: c.heuristic_max,
-        default_grace: c.default_grace,
-        default_stale_if_error: c.default_stale_if_error,
-        default_keep: c.default_keep,
-        cookie_requests_pass: c.cookie_requests == CookiePolicy::Pass,
-        surrogate_control: c.surrogate_control,
-        max_error_ttl: c.max_error_ttl,
-    };
-    let key_rules = KeyRules {
-        query: match c.key.query {
-            config::QueryMode::Keep => QueryMode::Keep,
-            config::QueryMode::Sort => QueryMode::Sort,
-            config::QueryMode::Drop => QueryMode::Drop,
-        },
-        drop_params: c.key.drop_params.clone(),
-        ignore_host: c.key.ignore_host,
-    };
+    let rules = crate::site::rules::CacheRules::global(c);
+    let policy = rules.policy;
+    let key_rules = rules.key;
     let mut purge_allowed = Vec::new();
     for s in &cfg.admin.purge_allowed {
         purge_allowed.push(

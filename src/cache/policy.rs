@@ -37,6 +37,40 @@ pub struct PolicyConfig {
     /// origin make an error fresh for as long as it likes, but one hiccup answered with
     /// `max-age=600` must not become ten minutes of errors.
     pub max_error_ttl: Duration,
+    /// The operator's lifetimes (a site's `default_ttl`, `status_ttl`, `force_ttl`).
+    pub ttl: TtlRules,
+    /// Set-Cookie is removed from a response before it is stored (a site's
+    /// `set_cookie = "strip"`), so it no longer prevents storing.
+    pub strip_set_cookie: bool,
+}
+
+/// Lifetimes the operator sets, as nginx `proxy_cache_valid` and Varnish `beresp.ttl`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TtlRules {
+    /// For a heuristically cacheable status the origin gave no freshness.
+    pub default: Option<Duration>,
+    /// By exact status code, for any final status the origin gave no freshness.
+    pub by_code: Vec<(u16, Duration)>,
+    /// By status class (index 0 = 1xx ... 4 = 5xx), same rule as `by_code`; a code wins.
+    pub by_class: [Option<Duration>; 5],
+    /// Replaces the origin's lifetime and `no-cache` / `must-revalidate` whatever they say;
+    /// `no-store`, `private` and Set-Cookie still keep a response out of the cache.
+    pub force: Option<Duration>,
+}
+
+impl TtlRules {
+    /// The operator's lifetime for a response without explicit freshness of its own.
+    fn fallback(&self, status: StatusCode) -> Option<Duration> {
+        let code = status.as_u16();
+        if let Some((_, d)) = self.by_code.iter().find(|(c, _)| *c == code) {
+            return Some(*d);
+        }
+        let class = usize::from(code / 100).checked_sub(1)?;
+        if let Some(d) = self.by_class.get(class).copied().flatten() {
+            return Some(d);
+        }
+        self.default.filter(|_| heuristically_cacheable(status))
+    }
 }
 
 impl Default for PolicyConfig {
@@ -50,6 +84,8 @@ impl Default for PolicyConfig {
             cookie_requests_pass: true,
             surrogate_control: true,
             max_error_ttl: Duration::from_secs(5),
+            ttl: TtlRules::default(),
+            strip_set_cookie: false,
         }
     }
 }
@@ -208,6 +244,7 @@ pub fn storable_with(
     // client's cookie to every other client is the classic shared-cache leak (Varnish and most
     // CDNs refuse too). Stored only when the origin asks for the field to be stripped.
     if resp.contains_key(header::SET_COOKIE)
+        && !cfg.strip_set_cookie
         && !fields_to_strip(resp).iter().any(|f| f == "set-cookie")
     {
         return Err(NotStorable("set-cookie"));
@@ -215,7 +252,16 @@ pub fn storable_with(
     if vary_star(resp) {
         return Err(NotStorable("vary *"));
     }
+    // An operator lifetime is freshness information of its own.
+    if cfg.ttl.force.is_some() || (!has_freshness(resp, cc) && cfg.ttl.fallback(status).is_some()) {
+        return Ok(());
+    }
     check_freshness_info(status, resp, cc)
+}
+
+/// The origin said how long the response is fresh (or that it is stale at once).
+fn has_freshness(resp: &HeaderMap, cc: &CacheControl) -> bool {
+    cc.has_explicit_lifetime() || cc.no_cache || resp.contains_key(header::EXPIRES)
 }
 
 fn check_status(status: StatusCode) -> Result<(), NotStorable> {
@@ -324,9 +370,11 @@ pub fn freshness_with(
     let corrected_age = age_value(resp).saturating_add(response_delay);
     let initial_age = apparent_age.max(corrected_age);
 
-    // s-maxage implies proxy-revalidate for a shared cache (RFC 9111 5.2.2.10).
-    let no_stale = cc.must_revalidate || cc.proxy_revalidate || cc.s_maxage.is_some();
-    let always_revalidate = cc.no_cache;
+    // s-maxage implies proxy-revalidate for a shared cache (RFC 9111 5.2.2.10). An
+    // operator's `force_ttl` overrides what the origin said about reuse.
+    let forced = cfg.ttl.force.is_some();
+    let no_stale = !forced && (cc.must_revalidate || cc.proxy_revalidate || cc.s_maxage.is_some());
+    let always_revalidate = !forced && cc.no_cache;
     let explicit = |v: Option<u64>| v.map(secs);
     // RFC 9111 4.2.4 forbids stale serving under must-revalidate & co "unless explicitly
     // permitted by the origin", e.g. by RFC 5861 extensions. Ambiguity resolved as: directives
@@ -385,8 +433,16 @@ fn lifetime(
     date: SystemTime,
     cfg: &PolicyConfig,
 ) -> Duration {
+    if let Some(forced) = cfg.ttl.force {
+        return forced;
+    }
     if cc.invalid_freshness {
         return Duration::ZERO;
+    }
+    if !has_freshness(resp, cc) {
+        if let Some(ttl) = cfg.ttl.fallback(status) {
+            return ttl;
+        }
     }
     if let Some(s) = cc.s_maxage.or(cc.max_age) {
         return secs(s);
@@ -692,6 +748,94 @@ mod tests {
             t0(),
             &cfg(),
         )
+    }
+
+    fn with_ttl(ttl: TtlRules) -> PolicyConfig {
+        PolicyConfig {
+            ttl,
+            ..PolicyConfig::default()
+        }
+    }
+
+    fn verdict_and_life(status: u16, resp: &HeaderMap, c: &PolicyConfig) -> (bool, Duration) {
+        let s = StatusCode::from_u16(status).unwrap();
+        let ok = storable(&get(), s, resp, c).is_ok();
+        (ok, freshness(s, resp, t0(), t0(), c).lifetime)
+    }
+
+    #[test]
+    fn default_ttl_only_when_the_origin_is_silent() {
+        let c = with_ttl(TtlRules {
+            default: Some(Duration::from_secs(2)),
+            ..TtlRules::default()
+        });
+        let bare = headers(&[("date", &date(0))]);
+        assert_eq!(
+            verdict_and_life(200, &bare, &c),
+            (true, Duration::from_secs(2))
+        );
+        // Not heuristically cacheable: default_ttl does not apply, as nginx's bare
+        // proxy_cache_valid covers 200/301/302 only.
+        assert!(!verdict_and_life(302, &bare, &c).0);
+        let explicit = headers(&[("date", &date(0)), ("cache-control", "max-age=60")]);
+        assert_eq!(
+            verdict_and_life(200, &explicit, &c).1,
+            Duration::from_secs(60)
+        );
+        let no_cache = headers(&[("date", &date(0)), ("cache-control", "no-cache")]);
+        assert_eq!(verdict_and_life(200, &no_cache, &c).1, Duration::ZERO);
+    }
+
+    #[test]
+    fn status_ttl_by_code_beats_class_and_errors_stay_capped() {
+        let mut by_class = [None; 5];
+        by_class[2] = Some(Duration::from_secs(30));
+        by_class[4] = Some(Duration::from_secs(600));
+        let c = with_ttl(TtlRules {
+            by_code: vec![(302, Duration::from_secs(10))],
+            by_class,
+            ..TtlRules::default()
+        });
+        let bare = headers(&[("date", &date(0))]);
+        assert_eq!(
+            verdict_and_life(302, &bare, &c),
+            (true, Duration::from_secs(10))
+        );
+        assert_eq!(
+            verdict_and_life(307, &bare, &c),
+            (true, Duration::from_secs(30))
+        );
+        assert_eq!(verdict_and_life(503, &bare, &c), (true, c.max_error_ttl));
+        assert!(!verdict_and_life(206, &bare, &c).0, "partial content never");
+    }
+
+    #[test]
+    fn force_ttl_overrides_lifetime_but_not_privacy() {
+        let c = with_ttl(TtlRules {
+            force: Some(Duration::from_secs(86_400)),
+            ..TtlRules::default()
+        });
+        let short = headers(&[
+            ("date", &date(0)),
+            ("cache-control", "max-age=0, must-revalidate"),
+        ]);
+        assert_eq!(
+            verdict_and_life(200, &short, &c),
+            (true, Duration::from_secs(86_400))
+        );
+        let f = freshness(StatusCode::OK, &short, t0(), t0(), &c);
+        assert!(!f.no_stale && !f.always_revalidate);
+        for cc in ["no-store", "private"] {
+            let h = headers(&[("date", &date(0)), ("cache-control", cc)]);
+            assert!(!verdict_and_life(200, &h, &c).0, "{cc}");
+        }
+        let cookie = headers(&[("date", &date(0)), ("set-cookie", "a=1")]);
+        assert!(!verdict_and_life(200, &cookie, &c).0);
+        let strip = PolicyConfig {
+            strip_set_cookie: true,
+            ..c
+        };
+        assert!(verdict_and_life(200, &cookie, &strip).0);
     }
 
     /// Usability `secs` seconds after storing, with no request directives.

@@ -32,7 +32,7 @@ pub use sites::{
     RespondConfig, ServerConfig, SetCookieMode, SiteCacheConfig, SiteConfig, SiteKeyConfig,
     DEFAULT_GROUP, DEFAULT_SITE,
 };
-pub use units::{format_size, parse_duration, parse_size, MAX_DURATION};
+pub use units::{format_duration, format_size, parse_duration, parse_size, MAX_DURATION};
 pub use validate::parse_host_port;
 
 const KIB: u64 = 1 << 10;

@@ -111,6 +111,27 @@ pub fn format_size(bytes: u64) -> String {
     format!("{bytes}B")
 }
 
+/// A duration the way the config writes it: "1d2h", "30s", "250ms", "0s".
+pub fn format_duration(d: Duration) -> String {
+    let mut out = String::new();
+    let mut secs = d.as_secs();
+    for (unit, name) in [(86_400, "d"), (3600, "h"), (60, "m"), (1, "s")] {
+        if secs >= unit {
+            out.push_str(&format!("{}{name}", secs / unit));
+            secs %= unit;
+        }
+    }
+    let ms = d.subsec_millis();
+    if ms > 0 || out.is_empty() {
+        out.push_str(&if ms > 0 {
+            format!("{ms}ms")
+        } else {
+            "0s".to_owned()
+        });
+    }
+    out
+}
+
 pub(crate) fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     struct V;
     impl Visitor<'_> for V {
