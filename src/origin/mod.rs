@@ -8,6 +8,7 @@
 
 mod balance;
 mod client;
+mod groups;
 mod passive;
 mod pool;
 
@@ -24,6 +25,7 @@ use crate::coalesce::FetchFailure;
 use crate::config::{Balance, HealthConfig, OriginConfig, UpstreamConfig, DEFAULT_GROUP};
 use crate::metrics::Metrics;
 use balance::{Balancer, InFlight};
+pub use groups::OriginGroups;
 use passive::{Passive, Transition, Verdict};
 use pool::ConnPool;
 pub use pool::{Exchange, SendError};
@@ -204,6 +206,12 @@ pub struct OriginPool {
     balancer: Balancer,
     cfg: UpstreamConfig,
     metrics: Arc<Metrics>,
+    /// What the pool was built from; a reload keeps the pool while it is unchanged.
+    built_from: Vec<OriginConfig>,
+    /// Each origin's CA file digest, so a CA file replaced in place is not missed.
+    ca_digests: Vec<Option<u64>>,
+    /// Probe tasks started: once per pool, however often asked.
+    probing: AtomicBool,
 }
 
 impl std::fmt::Debug for OriginPool {
@@ -268,6 +276,9 @@ impl OriginPool {
             balancer,
             cfg: cfg.clone(),
             metrics,
+            built_from: origins.to_vec(),
+            ca_digests: origins.iter().map(client::ca_digest).collect(),
+            probing: AtomicBool::new(false),
         }))
     }
 
@@ -418,12 +429,38 @@ impl OriginPool {
         result
     }
 
-    /// Start one active health-check task per origin; they stop when the pool is dropped.
-    pub fn spawn_health_checks(self: &Arc<Self>) {
+    /// Whether a pool built from these arguments would be this one: then a reload keeps
+    /// this one, with its health state, circuits and idle connections.
+    fn built_from(
+        &self,
+        balance: Balance,
+        origins: &[OriginConfig],
+        cfg: &UpstreamConfig,
+        metrics: &Arc<Metrics>,
+    ) -> bool {
+        self.balancer.mode() == balance
+            && self.built_from == origins
+            && self.cfg == *cfg
+            && Arc::ptr_eq(&self.metrics, metrics)
+            && origins
+                .iter()
+                .map(client::ca_digest)
+                .eq(self.ca_digests.iter().copied())
+    }
+
+    /// Start one active health-check task per origin, the first time only (a pool kept
+    /// across a reload keeps its tasks); they stop when the pool is dropped. Returns how
+    /// many tasks this call started.
+    pub fn spawn_health_checks(self: &Arc<Self>) -> usize {
+        if self.probing.swap(true, Ordering::AcqRel) {
+            return 0;
+        }
+        let mut started = 0;
         for idx in 0..self.origins.len() {
             if !self.origins[idx].health.enabled {
                 continue;
             }
+            started += 1;
             let weak = Arc::downgrade(self);
             tokio::spawn(async move {
                 loop {
@@ -439,6 +476,7 @@ impl OriginPool {
                 }
             });
         }
+        started
     }
 
     async fn check(&self, idx: usize) -> bool {
