@@ -89,7 +89,7 @@ impl Origin {
                 tracing::warn!(group = %self.group, origin = %self.address, "origin is down (health checks)");
             }
         }
-        metrics.origin_health(&self.address, self.is_healthy());
+        metrics.origin_health(&self.group, &self.address, self.is_healthy());
     }
 
     /// Record what a real request said about the origin.
@@ -103,11 +103,11 @@ impl Origin {
                     cooldown = ?self.health.passive_cooldown,
                     "origin is down (passive: consecutive failed requests)"
                 );
-                metrics.origin_health(&self.address, self.is_healthy());
+                metrics.origin_health(&self.group, &self.address, self.is_healthy());
             }
             Some(Transition::Up) => {
                 tracing::info!(group = %self.group, origin = %self.address, "origin is up (passive: a request after the cooldown succeeded)");
-                metrics.origin_health(&self.address, self.is_healthy());
+                metrics.origin_health(&self.group, &self.address, self.is_healthy());
             }
             None => {}
         }
@@ -263,11 +263,11 @@ impl OriginPool {
                 health: o.health.clone(),
                 scheme: if o.tls { Scheme::HTTPS } else { Scheme::HTTP },
                 client,
-                meters: metrics.origin_meters(&o.address),
+                meters: metrics.origin_meters(name, &o.address),
             }));
         }
         for o in &list {
-            metrics.origin_health(&o.address, true);
+            metrics.origin_health(name, &o.address, true);
         }
         let balancer = Balancer::new(balance, &list);
         Ok(Arc::new(OriginPool {
