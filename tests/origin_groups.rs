@@ -37,8 +37,10 @@ fn group(name: &str, balance: Balance, servers: &[(SocketAddr, u32)]) -> OriginG
 /// The pool of a one-group config.
 fn pool_of(g: OriginGroupConfig) -> Arc<OriginPool> {
     let name = g.name.clone();
-    let mut cfg = Config::default();
-    cfg.origin_group = vec![g];
+    let cfg = Config {
+        origin_group: vec![g],
+        ..Config::default()
+    };
     let groups = OriginGroups::build(&cfg, None, &Arc::new(Metrics::new())).unwrap();
     groups.get(&name).unwrap().clone()
 }

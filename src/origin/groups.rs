@@ -149,13 +149,14 @@ mod tests {
     }
 
     fn config(groups: Vec<OriginGroupConfig>) -> Config {
-        let mut cfg = Config::default();
-        cfg.origin = vec![OriginConfig {
-            address: "127.0.0.1:1".to_owned(),
-            ..OriginConfig::default()
-        }];
-        cfg.origin_group = groups;
-        cfg
+        Config {
+            origin: vec![OriginConfig {
+                address: "127.0.0.1:1".to_owned(),
+                ..OriginConfig::default()
+            }],
+            origin_group: groups,
+            ..Config::default()
+        }
     }
 
     fn same(a: &OriginGroups, b: &OriginGroups, name: &str) -> bool {
