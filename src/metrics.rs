@@ -13,8 +13,9 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
 /// One origin's request counters (created on first use, so only outcomes that happened
-/// are exported) and its latency histogram.
+/// are exported) and its latency histogram, labelled with its origin group.
 pub struct OriginMeters {
+    group: String,
     origin: String,
     requests: Family<OriginLabels, Counter>,
     counters: [std::sync::OnceLock<Counter>; 4],
@@ -24,6 +25,7 @@ pub struct OriginMeters {
 impl std::fmt::Debug for OriginMeters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OriginMeters")
+            .field("group", &self.group)
             .field("origin", &self.origin)
             .finish_non_exhaustive()
     }
@@ -41,6 +43,7 @@ impl OriginMeters {
             .get_or_init(|| {
                 self.requests
                     .get_or_create(&OriginLabels {
+                        group: self.group.clone(),
                         origin: self.origin.clone(),
                         outcome,
                     })
@@ -68,12 +71,15 @@ struct ResultLabel {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OriginLabels {
+    /// The origin group's name (from the config, so a bounded set).
+    pub group: String,
     pub origin: String,
     pub outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OriginLabel {
+    group: String,
     origin: String,
 }
 
@@ -170,7 +176,7 @@ impl Metrics {
         let origin_requests = Family::<OriginLabels, Counter>::default();
         registry.register(
             "origin_requests",
-            "Requests sent to origins by outcome",
+            "Requests sent to origins by origin group, origin and outcome",
             origin_requests.clone(),
         );
         let origin_duration: Family<OriginLabel, Histogram> =
@@ -294,7 +300,7 @@ impl Metrics {
         let origin_up = Family::<OriginLabel, Gauge>::default();
         registry.register(
             "origin_up",
-            "1 when the origin passes health checks",
+            "1 when the origin (in its origin group) passes health checks and its circuit is closed",
             origin_up.clone(),
         );
         let geo_decisions = Family::<GeoLabels, Counter>::default();
@@ -385,25 +391,29 @@ impl Metrics {
         }
     }
 
-    /// Handles for one origin's request metrics, resolved once: a label lookup costs
-    /// two String allocations and a locked map probe, on every origin request.
-    pub fn origin_meters(&self, origin: &str) -> OriginMeters {
+    /// Handles for the request metrics of one origin of origin group `group`, resolved
+    /// once: a label lookup costs String allocations and a locked map probe, on every
+    /// origin request.
+    pub fn origin_meters(&self, group: &str, origin: &str) -> OriginMeters {
         OriginMeters {
+            group: group.to_owned(),
             origin: origin.to_owned(),
             requests: self.origin_requests.clone(),
             counters: Default::default(),
             duration: self
                 .origin_duration
                 .get_or_create(&OriginLabel {
+                    group: group.to_owned(),
                     origin: origin.to_owned(),
                 })
                 .clone(),
         }
     }
 
-    pub fn origin_health(&self, origin: &str, up: bool) {
+    pub fn origin_health(&self, group: &str, origin: &str, up: bool) {
         self.origin_up
             .get_or_create(&OriginLabel {
+                group: group.to_owned(),
                 origin: origin.to_owned(),
             })
             .set(i64::from(up));
@@ -560,8 +570,11 @@ mod tests {
         let m = Metrics::new();
         m.request("hit", 200, Some(10), Duration::from_micros(30));
         m.request("bogus", 999, None, Duration::ZERO);
-        m.origin_meters("127.0.0.1:9000")
+        m.origin_meters("default", "127.0.0.1:9000")
             .record("ok", Duration::from_millis(3));
+        m.origin_meters("images", "127.0.0.1:9000")
+            .record("timeout", Duration::from_millis(3));
+        m.origin_health("images", "127.0.0.1:9000", false);
         let text = m.encode();
         assert!(
             text.contains("lacquer_requests_total{result=\"hit\",status=\"2xx\"} 1"),
@@ -569,10 +582,21 @@ mod tests {
         );
         assert!(text.contains("lacquer_requests_total{result=\"synth\",status=\"5xx\"} 1"));
         assert!(text.contains("lacquer_response_body_bytes_total{result=\"hit\"} 10"));
-        assert!(text
-            .contains("lacquer_origin_requests_total{origin=\"127.0.0.1:9000\",outcome=\"ok\"} 1"));
+        assert!(text.contains(
+            "lacquer_origin_requests_total{group=\"default\",origin=\"127.0.0.1:9000\",outcome=\"ok\"} 1"
+        ));
+        assert!(text.contains(
+            "lacquer_origin_requests_total{group=\"images\",origin=\"127.0.0.1:9000\",outcome=\"timeout\"} 1"
+        ));
+        assert!(text.contains(
+            "lacquer_origin_duration_seconds_count{group=\"images\",origin=\"127.0.0.1:9000\"} 1"
+        ));
+        assert!(text.contains("lacquer_origin_up{group=\"images\",origin=\"127.0.0.1:9000\"} 0"));
         // Outcomes that never happened are not exported as zeros.
-        assert!(!text.contains("outcome=\"timeout\""), "{text}");
+        assert!(
+            !text.contains("group=\"default\",origin=\"127.0.0.1:9000\",outcome=\"timeout\""),
+            "{text}"
+        );
         m.geo_decision("eu-west", "local");
         let text = m.encode();
         assert!(text.contains("lacquer_geo_decisions_total{pop=\"eu-west\",outcome=\"local\"} 1"));

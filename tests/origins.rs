@@ -205,10 +205,14 @@ async fn passive_health_counts_connect_errors() {
     .await;
 }
 
-/// The `lacquer_origin_up` gauge for `origin`, from the admin API's /metrics.
+/// The `lacquer_origin_up` gauge for `origin` (of the `[[origin]]` list, the `default`
+/// group), from the admin API's /metrics.
 async fn origin_up(node: &Node, origin: &Origin) -> i64 {
     let m = node.admin(http::Method::GET, "/metrics", None, "").await;
-    let name = format!("lacquer_origin_up{{origin=\"{}\"}} ", origin.addr);
+    let name = format!(
+        "lacquer_origin_up{{group=\"default\",origin=\"{}\"}} ",
+        origin.addr
+    );
     m.text()
         .lines()
         .find_map(|l| l.strip_prefix(&name))

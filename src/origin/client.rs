@@ -39,6 +39,15 @@ pub(super) fn connector(o: &OriginConfig, cfg: &UpstreamConfig) -> Result<Connec
     Ok(Connector::Tls(https.enable_http1().wrap_connector(http)))
 }
 
+/// A digest of the CA file an origin's TLS trusts, if it has one; None also when the
+/// file cannot be read (building the connector then fails with the reason).
+pub(super) fn ca_digest(o: &OriginConfig) -> Option<u64> {
+    let path = o.ca_file.as_ref().filter(|_| o.tls)?;
+    std::fs::read(path)
+        .ok()
+        .map(|pem| xxhash_rust::xxh3::xxh3_64(&pem))
+}
+
 /// The CAs trusted for an origin: its `ca_file`, else the system's store.
 fn roots(o: &OriginConfig) -> Result<rustls::RootCertStore, String> {
     use rustls_pki_types::pem::PemObject;

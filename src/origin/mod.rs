@@ -1,11 +1,14 @@
-//! The origin pool: pooled keep-alive connections, weighted round-robin over healthy
-//! origins, active health checks, passive health (a circuit breaker fed by real
-//! requests, `passive`), and one retry on another origin.
+//! The origin pool: pooled keep-alive connections, a balancing mode over healthy
+//! origins (`balance`: weighted round-robin, least connections, or rendezvous hashing
+//! on the cache key), active health checks, passive health (a circuit breaker fed by
+//! real requests, `passive`), and one retry on another origin.
 //!
 //! An origin is in rotation while the active probes say it is up *and* its circuit is
 //! closed; while it is half-open, one request at a time tries it.
 
+mod balance;
 mod client;
+mod groups;
 mod passive;
 mod pool;
 
@@ -19,8 +22,10 @@ use hyper::body::Incoming;
 
 use crate::body::{BodyError, ProxyBody};
 use crate::coalesce::FetchFailure;
-use crate::config::{HealthConfig, OriginConfig, UpstreamConfig};
+use crate::config::{Balance, HealthConfig, OriginConfig, UpstreamConfig, DEFAULT_GROUP};
 use crate::metrics::Metrics;
+use balance::{Balancer, InFlight};
+pub use groups::OriginGroups;
 use passive::{Passive, Transition, Verdict};
 use pool::ConnPool;
 pub use pool::{Exchange, SendError};
@@ -31,6 +36,10 @@ pub struct Origin {
     pub address: String,
     authority: Authority,
     pub weight: u32,
+    /// The origin group, for logs.
+    group: Arc<str>,
+    /// Requests sent and not yet done (response body read, or the exchange abandoned).
+    in_flight: Arc<AtomicUsize>,
     /// What the active probes say.
     healthy: AtomicBool,
     fails: AtomicU32,
@@ -49,6 +58,18 @@ impl Origin {
         self.healthy.load(Ordering::Relaxed) && !self.passive.is_down()
     }
 
+    /// Requests to this origin in flight: from being sent until the response body has
+    /// been read, or the exchange failed or was abandoned.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// May the next request go here? While the circuit is half-open, `true` claims the
+    /// one probe request, so only ask about an origin that will then be used.
+    fn admits(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed) && self.passive.admits()
+    }
+
     /// Record a probe result; flips health after `fall` failures or `rise` successes
     /// in a row, so one blip does not move traffic.
     fn record_probe(&self, ok: bool, metrics: &Metrics) {
@@ -58,17 +79,17 @@ impl Origin {
             let n = self.passes.fetch_add(1, Ordering::Relaxed) + 1;
             if !up && n >= self.health.rise.max(1) {
                 self.healthy.store(true, Ordering::Relaxed);
-                tracing::info!(origin = %self.address, "origin is up (health checks)");
+                tracing::info!(group = %self.group, origin = %self.address, "origin is up (health checks)");
             }
         } else {
             self.passes.store(0, Ordering::Relaxed);
             let n = self.fails.fetch_add(1, Ordering::Relaxed) + 1;
             if up && n >= self.health.fall.max(1) {
                 self.healthy.store(false, Ordering::Relaxed);
-                tracing::warn!(origin = %self.address, "origin is down (health checks)");
+                tracing::warn!(group = %self.group, origin = %self.address, "origin is down (health checks)");
             }
         }
-        metrics.origin_health(&self.address, self.is_healthy());
+        metrics.origin_health(&self.group, &self.address, self.is_healthy());
     }
 
     /// Record what a real request said about the origin.
@@ -76,16 +97,17 @@ impl Origin {
         match self.passive.record(verdict) {
             Some(Transition::Down(n)) => {
                 tracing::warn!(
+                    group = %self.group,
                     origin = %self.address,
                     failures = n,
                     cooldown = ?self.health.passive_cooldown,
                     "origin is down (passive: consecutive failed requests)"
                 );
-                metrics.origin_health(&self.address, self.is_healthy());
+                metrics.origin_health(&self.group, &self.address, self.is_healthy());
             }
             Some(Transition::Up) => {
-                tracing::info!(origin = %self.address, "origin is up (passive: a request after the cooldown succeeded)");
-                metrics.origin_health(&self.address, self.is_healthy());
+                tracing::info!(group = %self.group, origin = %self.address, "origin is up (passive: a request after the cooldown succeeded)");
+                metrics.origin_health(&self.group, &self.address, self.is_healthy());
             }
             None => {}
         }
@@ -176,24 +198,53 @@ pub struct OriginRequest {
     pub retryable: bool,
 }
 
+/// One origin group: its servers, how requests are spread over them, and their
+/// connections and health.
 pub struct OriginPool {
+    group: Arc<str>,
     origins: Vec<Arc<Origin>>,
-    /// Round-robin schedule: each origin index repeated `weight` times.
-    schedule: Vec<usize>,
-    next: AtomicUsize,
+    balancer: Balancer,
     cfg: UpstreamConfig,
     metrics: Arc<Metrics>,
+    /// What the pool was built from; a reload keeps the pool while it is unchanged.
+    built_from: Vec<OriginConfig>,
+    /// Each origin's CA file digest, so a CA file replaced in place is not missed.
+    ca_digests: Vec<Option<u64>>,
+    /// Probe tasks started: once per pool, however often asked.
+    probing: AtomicBool,
+}
+
+impl std::fmt::Debug for OriginPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OriginPool")
+            .field("group", &self.group)
+            .field("balance", &self.balancer.mode())
+            .field("origins", &self.origins.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl OriginPool {
+    /// The `default` group: the top-level `[[origin]]` list, in weighted round-robin.
     pub fn new(
         origins: &[OriginConfig],
         cfg: &UpstreamConfig,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, String> {
+        Self::for_group(DEFAULT_GROUP, Balance::RoundRobin, origins, cfg, metrics)
+    }
+
+    /// The pool of origin group `name`.
+    pub fn for_group(
+        name: &str,
+        balance: Balance,
+        origins: &[OriginConfig],
+        cfg: &UpstreamConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Self>, String> {
+        let group: Arc<str> = Arc::from(name);
         let mut list = Vec::with_capacity(origins.len());
-        let mut schedule = Vec::new();
-        for (i, o) in origins.iter().enumerate() {
+        for o in origins {
             let authority: Authority = o
                 .address
                 .parse()
@@ -203,6 +254,8 @@ impl OriginPool {
                 address: o.address.clone(),
                 authority,
                 weight: o.weight,
+                group: group.clone(),
+                in_flight: Arc::default(),
                 healthy: AtomicBool::new(true),
                 fails: AtomicU32::new(0),
                 passes: AtomicU32::new(0),
@@ -210,57 +263,71 @@ impl OriginPool {
                 health: o.health.clone(),
                 scheme: if o.tls { Scheme::HTTPS } else { Scheme::HTTP },
                 client,
-                meters: metrics.origin_meters(&o.address),
+                meters: metrics.origin_meters(name, &o.address),
             }));
-            // Weights are small integers; cap the schedule so a huge weight cannot blow memory.
-            for _ in 0..o.weight.clamp(1, 100) {
-                schedule.push(i);
-            }
         }
         for o in &list {
-            metrics.origin_health(&o.address, true);
+            metrics.origin_health(name, &o.address, true);
         }
+        let balancer = Balancer::new(balance, &list);
         Ok(Arc::new(OriginPool {
+            group,
             origins: list,
-            schedule,
-            next: AtomicUsize::new(0),
+            balancer,
             cfg: cfg.clone(),
             metrics,
+            built_from: origins.to_vec(),
+            ca_digests: origins.iter().map(client::ca_digest).collect(),
+            probing: AtomicBool::new(false),
         }))
+    }
+
+    /// The origin group's name.
+    pub fn name(&self) -> &str {
+        &self.group
+    }
+
+    pub fn balance(&self) -> Balance {
+        self.balancer.mode()
     }
 
     pub fn origins(&self) -> &[Arc<Origin>] {
         &self.origins
     }
 
-    /// Next healthy origin in the weighted round-robin, skipping `exclude`; an origin whose
-    /// circuit is half-open takes one probe request. When none is healthy, try them
-    /// anyway: a health check can be wrong, a refused request is not worse.
-    fn pick(&self, exclude: Option<usize>) -> Option<usize> {
-        if self.schedule.is_empty() {
-            return None;
-        }
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let n = self.schedule.len();
-        let mut fallback = None;
-        for i in 0..n {
-            let idx = self.schedule[(start + i) % n];
-            if Some(idx) == exclude {
-                continue;
-            }
-            let o = &self.origins[idx];
-            if o.healthy.load(Ordering::Relaxed) && o.passive.admits() {
-                return Some(idx);
-            }
-            fallback.get_or_insert(idx);
-        }
-        fallback
+    /// Send a request; on a connect failure or timeout before any response byte, retry
+    /// once on another origin when the request is retryable. A `hash` group places the
+    /// request by its path and query; `send_with_affinity` places it by the cache key.
+    pub async fn send(&self, req: OriginRequest) -> Result<Response<Incoming>, OriginError> {
+        self.dispatch(req, None).await
     }
 
-    /// Send a request; on a connect failure or timeout before any response byte, retry
-    /// once on another origin when the request is retryable.
-    pub async fn send(&self, req: OriginRequest) -> Result<Response<Incoming>, OriginError> {
-        let first = self.pick(None).ok_or(OriginError::NoOrigin)?;
+    /// `send`, placing the request by `affinity` (the cache key's hash) in a `hash` group:
+    /// every request with the same affinity goes to the same server while it is in
+    /// rotation, and to the same second choice while it is not. Other modes ignore it.
+    pub async fn send_with_affinity(
+        &self,
+        req: OriginRequest,
+        affinity: u128,
+    ) -> Result<Response<Incoming>, OriginError> {
+        self.dispatch(req, Some(affinity)).await
+    }
+
+    async fn dispatch(
+        &self,
+        req: OriginRequest,
+        affinity: Option<u128>,
+    ) -> Result<Response<Incoming>, OriginError> {
+        let affinity = match self.balancer.mode() {
+            Balance::Hash => Some(affinity.unwrap_or_else(|| {
+                xxhash_rust::xxh3::xxh3_128(req.path_and_query.as_str().as_bytes())
+            })),
+            Balance::RoundRobin | Balance::LeastConnections => None,
+        };
+        let first = self
+            .balancer
+            .pick(&self.origins, affinity, None)
+            .ok_or(OriginError::NoOrigin)?;
         let OriginRequest {
             method,
             path_and_query,
@@ -279,10 +346,10 @@ impl OriginPool {
                 let Some((m, pq, h)) = replay else {
                     return Err(e);
                 };
-                let Some(second) = self.pick(Some(first)) else {
+                let Some(second) = self.balancer.pick(&self.origins, affinity, Some(first)) else {
                     return Err(e);
                 };
-                tracing::debug!(error = %e, retry_on = %self.origins[second].address, "retrying on another origin");
+                tracing::debug!(group = %self.group, error = %e, retry_on = %self.origins[second].address, "retrying on another origin");
                 self.send_to(second, m, pq, h, ProxyBody::empty()).await
             }
         }
@@ -320,9 +387,10 @@ impl OriginPool {
             tokio::time::sleep(timeout).await;
         };
         let started = tokio::time::Instant::now();
+        let in_flight = InFlight::start(&origin.in_flight);
         let result = tokio::select! {
             biased;
-            r = origin.client.request(req) => match r {
+            r = origin.client.request(req, Some(in_flight)) => match r {
                 Ok(resp) => Ok(resp),
                 Err(source) => Err(match body_error(&source) {
                     Some(b) => OriginError::ClientBody {
@@ -361,12 +429,38 @@ impl OriginPool {
         result
     }
 
-    /// Start one active health-check task per origin; they stop when the pool is dropped.
-    pub fn spawn_health_checks(self: &Arc<Self>) {
+    /// Whether a pool built from these arguments would be this one: then a reload keeps
+    /// this one, with its health state, circuits and idle connections.
+    fn built_from(
+        &self,
+        balance: Balance,
+        origins: &[OriginConfig],
+        cfg: &UpstreamConfig,
+        metrics: &Arc<Metrics>,
+    ) -> bool {
+        self.balancer.mode() == balance
+            && self.built_from == origins
+            && self.cfg == *cfg
+            && Arc::ptr_eq(&self.metrics, metrics)
+            && origins
+                .iter()
+                .map(client::ca_digest)
+                .eq(self.ca_digests.iter().copied())
+    }
+
+    /// Start one active health-check task per origin, the first time only (a pool kept
+    /// across a reload keeps its tasks); they stop when the pool is dropped. Returns how
+    /// many tasks this call started.
+    pub fn spawn_health_checks(self: &Arc<Self>) -> usize {
+        if self.probing.swap(true, Ordering::AcqRel) {
+            return 0;
+        }
+        let mut started = 0;
         for idx in 0..self.origins.len() {
             if !self.origins[idx].health.enabled {
                 continue;
             }
+            started += 1;
             let weak = Arc::downgrade(self);
             tokio::spawn(async move {
                 loop {
@@ -382,6 +476,7 @@ impl OriginPool {
                 }
             });
         }
+        started
     }
 
     async fn check(&self, idx: usize) -> bool {
@@ -395,7 +490,7 @@ impl OriginPool {
         ) else {
             return false;
         };
-        match tokio::time::timeout(h.timeout, origin.client.request(req)).await {
+        match tokio::time::timeout(h.timeout, origin.client.request(req, None)).await {
             Ok(Ok(resp)) => {
                 let s = resp.status().as_u16();
                 // Drain so the connection goes back to the pool.

@@ -26,6 +26,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use tokio::time::Instant;
 use tower_service::Service;
 
+use super::balance::InFlight;
 use crate::body::ProxyBody;
 
 /// Hooks kept per connection; a connection serves many requests, and only the most
@@ -191,10 +192,12 @@ impl ConnPool {
     }
 
     /// Send `req` (its URI is replaced by the origin-form target) on an idle connection
-    /// or a new one.
+    /// or a new one. `in_flight` is held until the exchange is over: dropped with this
+    /// future, or once the response body has been read or abandoned.
     pub(super) async fn request(
         self: &Arc<Self>,
         mut req: Request<ProxyBody>,
+        in_flight: Option<InFlight>,
     ) -> Result<Response<Incoming>, SendError> {
         let pq = req
             .uri()
@@ -208,7 +211,7 @@ impl ConnPool {
         }
         if let Some(mut idle) = self.checkout() {
             match idle.tx.try_send_request(req).await {
-                Ok(resp) => return Ok(self.sent(resp, idle.tx, idle.state)),
+                Ok(resp) => return Ok(self.sent(resp, idle.tx, idle.state, in_flight)),
                 Err(mut e) => match e.take_message() {
                     // Never written: the connection closed (or was found desynchronised)
                     // as we picked it; a fresh one is safe for any method.
@@ -226,7 +229,7 @@ impl ConnPool {
         }
         let (mut tx, state) = self.connect().await?;
         match tx.try_send_request(req).await {
-            Ok(resp) => Ok(self.sent(resp, tx, state)),
+            Ok(resp) => Ok(self.sent(resp, tx, state, in_flight)),
             Err(e) => Err(SendError::Request(e.into_error())),
         }
     }
@@ -242,38 +245,46 @@ impl ConnPool {
         None
     }
 
-    /// Tag the response with its connection, and pool the connection once its dispatcher
-    /// wants another request (the response body has been read).
+    /// Tag the response with its connection. Once its dispatcher wants another request
+    /// (the response body has been read) or fails (the body was dropped unread, the
+    /// connection broke), the exchange is over: `in_flight` is released and the
+    /// connection pooled if it can be reused.
     fn sent(
         self: &Arc<Self>,
         mut resp: Response<Incoming>,
         mut tx: SendRequest<ProxyBody>,
         state: Arc<ConnState>,
+        in_flight: Option<InFlight>,
     ) -> Response<Incoming> {
         resp.extensions_mut().insert(Exchange(state.clone()));
-        if self.max_idle > 0 {
-            let weak: Weak<Self> = Arc::downgrade(self);
-            tokio::spawn(async move {
-                if tx.ready().await.is_err() {
-                    return;
-                }
-                let Some(pool) = weak.upgrade() else { return };
-                let c = Idle {
-                    tx,
-                    state,
-                    since: Instant::now(),
-                };
-                if !pool.reusable(&c) {
-                    return;
-                }
-                let mut idle = lock(&pool.idle);
-                if idle.len() >= pool.max_idle {
-                    // The oldest idle connection makes room.
-                    idle.pop_front();
-                }
-                idle.push_back(c);
-            });
+        if self.max_idle == 0 && in_flight.is_none() {
+            return resp;
         }
+        let weak: Option<Weak<Self>> = (self.max_idle > 0).then(|| Arc::downgrade(self));
+        tokio::spawn(async move {
+            let ready = tx.ready().await;
+            drop(in_flight);
+            if ready.is_err() {
+                return;
+            }
+            let Some(pool) = weak.and_then(|w| w.upgrade()) else {
+                return;
+            };
+            let c = Idle {
+                tx,
+                state,
+                since: Instant::now(),
+            };
+            if !pool.reusable(&c) {
+                return;
+            }
+            let mut idle = lock(&pool.idle);
+            if idle.len() >= pool.max_idle {
+                // The oldest idle connection makes room.
+                idle.pop_front();
+            }
+            idle.push_back(c);
+        });
         resp
     }
 
