@@ -3,5 +3,6 @@
 //! group), how it is cached and keyed, which headers are edited, and whether it is
 //! answered without an origin at all (redirect, fixed response, access, rate limit).
 
+pub mod answer;
 pub mod edit;
 pub mod template;
