@@ -5,4 +5,5 @@
 
 pub mod answer;
 pub mod edit;
+pub mod ratelimit;
 pub mod template;
