@@ -8,7 +8,7 @@
 //! headers). `{{` and `}}` are literal braces.
 //!
 //! Every rendered value is a valid header value: literals are checked at parse time
-//! (no control characters), and in a variable's value every byte outside visible
+//! (ASCII without control characters), and in a variable's value every byte outside visible
 //! ASCII (controls, space, DEL, non-ASCII) is percent-encoded. A client chooses its
 //! path and Host; with that rule no byte of them can end a header line or smuggle a
 //! field, and a `Location` built from them stays a well-formed URI. `%` itself is not
@@ -92,6 +92,12 @@ impl Template {
         if let Some(c) = text.chars().find(|c| c.is_control()) {
             return Err(format!(
                 "template {text:?} contains the control character {c:?}; header values cannot"
+            ));
+        }
+        if let Some(c) = text.chars().find(|c| !c.is_ascii()) {
+            return Err(format!(
+                "template {text:?} contains the non-ASCII character {c:?}; header values are \
+                 ASCII (percent-encode it in a URL)"
             ));
         }
         let mut segments = Vec::new();
@@ -337,6 +343,8 @@ mod tests {
         assert!(Template::parse("x {cache}", true).is_ok());
         let e = err("a\r\nInjected: 1", true);
         assert!(e.contains("control character"), "{e}");
+        let e = err("/caf\u{e9}", true);
+        assert!(e.contains("non-ASCII character '\u{e9}'"), "{e}");
         assert!(check("{host}", false).is_ok());
         assert!(check("{Host}", false).is_err());
     }
