@@ -54,6 +54,26 @@ impl OriginMeters {
     }
 }
 
+/// One site's rate-limit meters, resolved once per config load so a refused request
+/// bumps an atomic instead of hashing a label set.
+#[derive(Debug, Clone)]
+pub struct SiteMeters {
+    rate_limited: Counter,
+    clients: Gauge,
+}
+
+impl SiteMeters {
+    /// One request answered 429 by the site's rate limit.
+    pub fn rate_limited(&self) {
+        self.rate_limited.inc();
+    }
+
+    /// The clients the site's limiter tracks now (`RateLimiter::tracked`).
+    pub fn clients(&self, tracked: usize) {
+        self.clients.set(i64::try_from(tracked).unwrap_or(i64::MAX));
+    }
+}
+
 /// Results a request can have, as in the access log and Cache-Status.
 pub const RESULTS: [&str; 6] = ["hit", "miss", "stale", "pass", "coalesced", "synth"];
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -106,6 +126,11 @@ struct PeerOutcome {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SiteLabel {
+    site: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
     kind: &'static str,
 }
@@ -142,6 +167,8 @@ pub struct Metrics {
     geo_decisions: Family<GeoLabels, Counter>,
     peer_up: Family<PeerLabel, Gauge>,
     peer_requests: Family<PeerOutcome, Counter>,
+    site_rate_limited: Family<SiteLabel, Counter>,
+    site_rate_limit_clients: Family<SiteLabel, Gauge>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -321,6 +348,18 @@ impl Metrics {
             "Requests forwarded to cluster peers, by outcome",
             peer_requests.clone(),
         );
+        let site_rate_limited = Family::<SiteLabel, Counter>::default();
+        registry.register(
+            "site_rate_limited",
+            "Requests answered 429 by a site's rate_limit, by site",
+            site_rate_limited.clone(),
+        );
+        let site_rate_limit_clients = Family::<SiteLabel, Gauge>::default();
+        registry.register(
+            "site_rate_limit_clients",
+            "Client addresses a site's rate limiter tracks (at most its max_clients), by site",
+            site_rate_limit_clients.clone(),
+        );
 
         let mut req_vec = Vec::with_capacity(RESULTS.len() * CLASSES.len());
         for result in RESULTS {
@@ -370,6 +409,8 @@ impl Metrics {
             geo_decisions,
             peer_up,
             peer_requests,
+            site_rate_limited,
+            site_rate_limit_clients,
         }
     }
 
@@ -491,6 +532,27 @@ impl Metrics {
                 outcome,
             })
             .inc();
+    }
+
+    /// Handles for one site's rate-limit metrics. `site` is a config site name: the
+    /// label set must stay as small as the config, so never a value from a request.
+    pub fn site_meters(&self, site: &str) -> SiteMeters {
+        let label = SiteLabel {
+            site: site.to_owned(),
+        };
+        SiteMeters {
+            rate_limited: self.site_rate_limited.get_or_create(&label).clone(),
+            clients: self.site_rate_limit_clients.get_or_create(&label).clone(),
+        }
+    }
+
+    /// Drops a site's rate-limit series, when a reload removed the site or its limit.
+    pub fn forget_site(&self, site: &str) {
+        let label = SiteLabel {
+            site: site.to_owned(),
+        };
+        self.site_rate_limited.remove(&label);
+        self.site_rate_limit_clients.remove(&label);
     }
 
     /// The OpenMetrics text exposition.
@@ -616,5 +678,33 @@ mod tests {
         );
         assert!(classic.contains("# HELP lacquer_requests_total "));
         assert!(!classic.contains("# EOF") && !classic.contains("# UNIT"));
+    }
+
+    #[test]
+    fn site_rate_limit_meters() {
+        let m = Metrics::new();
+        let shop = m.site_meters("shop");
+        shop.rate_limited();
+        shop.rate_limited();
+        shop.clients(42);
+        m.site_meters("api").clients(0);
+        let text = m.encode_prometheus();
+        assert!(
+            text.contains("# TYPE lacquer_site_rate_limited_total counter"),
+            "{text}"
+        );
+        assert!(text.contains("lacquer_site_rate_limited_total{site=\"shop\"} 2"));
+        assert!(text.contains("lacquer_site_rate_limited_total{site=\"api\"} 0"));
+        assert!(text.contains("# TYPE lacquer_site_rate_limit_clients gauge"));
+        assert!(text.contains("lacquer_site_rate_limit_clients{site=\"shop\"} 42"));
+        // Handles resolved again (after a reload) count on the same series.
+        m.site_meters("shop").rate_limited();
+        assert!(m
+            .encode()
+            .contains("lacquer_site_rate_limited_total{site=\"shop\"} 3"));
+        m.forget_site("shop");
+        let text = m.encode();
+        assert!(!text.contains("site=\"shop\""), "{text}");
+        assert!(text.contains("site=\"api\""));
     }
 }
