@@ -173,11 +173,13 @@ impl Key {
     }
 }
 
-/// A v4 client on a dual-stack socket is the same client as over IPv4.
+/// A v4 client on a dual-stack socket is the same client as over IPv4. An IPv6 client
+/// is its /64: one subscriber is routinely given a whole /64, and keying by full address
+/// would let it dodge its limit and push every other client out of the table.
 fn as_u128(ip: IpAddr) -> u128 {
     match ip.to_canonical() {
         IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
-        IpAddr::V6(v6) => u128::from(v6),
+        IpAddr::V6(v6) => u128::from(v6) & !u128::from(u64::MAX),
     }
 }
 
@@ -423,9 +425,10 @@ mod tests {
         assert_eq!(l.check(ip("192.0.2.1"), t0), Ok(()));
         assert!(l.check(ip("::ffff:192.0.2.1"), t0).is_err());
         assert_eq!(l.check(ip("192.0.2.2"), t0), Ok(()));
-        assert_eq!(l.check(ip("2001:db8::1"), t0), Ok(()));
-        assert_eq!(l.check(ip("2001:db8::2"), t0), Ok(()));
-        assert!(l.check(ip("2001:db8::2"), t0).is_err());
+        assert_eq!(l.check(ip("2001:db8:0:1::1"), t0), Ok(()));
+        assert_eq!(l.check(ip("2001:db8:0:2::1"), t0), Ok(()));
+        // One /64 is one client.
+        assert!(l.check(ip("2001:db8:0:2::9"), t0).is_err());
         assert_eq!(l.tracked(), 4);
         assert_eq!(counted(&l), 4);
     }
@@ -459,8 +462,9 @@ mod tests {
             let client = if i % 2 == 0 {
                 IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i))
             } else {
+                // Each its own /64.
                 IpAddr::V6(std::net::Ipv6Addr::from(
-                    0x2001_0db8_u128 << 96 | u128::from(i),
+                    0x2001_0db8_u128 << 96 | u128::from(i) << 64,
                 ))
             };
             assert_eq!(l.check(client, now), Ok(()), "a new client has its burst");
