@@ -58,11 +58,33 @@ impl OriginMeters {
 /// bumps an atomic instead of hashing a label set.
 #[derive(Debug, Clone)]
 pub struct SiteMeters {
+    site: String,
     rate_limited: Counter,
     clients: Gauge,
+    requests: Family<SiteRequestLabels, Counter>,
+    /// Resolved on first use, so only results that happened are exported (a node with a
+    /// thousand sites would otherwise export 30,000 zero series).
+    counters: [std::sync::OnceLock<Counter>; RESULTS.len() * CLASSES.len()],
 }
 
 impl SiteMeters {
+    /// One client request served by the site, by cache result and status.
+    pub fn request(&self, result: &'static str, status: u16) {
+        let (r, c) = result_and_class(result, status);
+        if let Some(slot) = self.counters.get(r * CLASSES.len() + c) {
+            slot.get_or_init(|| {
+                self.requests
+                    .get_or_create(&SiteRequestLabels {
+                        site: self.site.clone(),
+                        result: RESULTS[r],
+                        status: CLASSES[c],
+                    })
+                    .clone()
+            })
+            .inc();
+        }
+    }
+
     /// One request answered 429 by the site's rate limit.
     pub fn rate_limited(&self) {
         self.rate_limited.inc();
@@ -72,6 +94,15 @@ impl SiteMeters {
     pub fn clients(&self, tracked: usize) {
         self.clients.set(i64::try_from(tracked).unwrap_or(i64::MAX));
     }
+}
+
+/// Indexes of a result (unknown: the last, synth) and of a status class.
+fn result_and_class(result: &str, status: u16) -> (usize, usize) {
+    let r = RESULTS
+        .iter()
+        .position(|x| *x == result)
+        .unwrap_or(RESULTS.len() - 1);
+    (r, usize::from((status / 100).clamp(1, 5) - 1))
 }
 
 /// Results a request can have, as in the access log and Cache-Status.
@@ -131,6 +162,13 @@ struct SiteLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SiteRequestLabels {
+    site: String,
+    result: &'static str,
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
     kind: &'static str,
 }
@@ -168,6 +206,7 @@ pub struct Metrics {
     peer_up: Family<PeerLabel, Gauge>,
     peer_requests: Family<PeerOutcome, Counter>,
     site_rate_limited: Family<SiteLabel, Counter>,
+    site_requests: Family<SiteRequestLabels, Counter>,
     site_rate_limit_clients: Family<SiteLabel, Gauge>,
 }
 
@@ -348,6 +387,12 @@ impl Metrics {
             "Requests forwarded to cluster peers, by outcome",
             peer_requests.clone(),
         );
+        let site_requests = Family::<SiteRequestLabels, Counter>::default();
+        registry.register(
+            "site_requests",
+            "Client requests by site, cache result and status class",
+            site_requests.clone(),
+        );
         let site_rate_limited = Family::<SiteLabel, Counter>::default();
         registry.register(
             "site_rate_limited",
@@ -411,16 +456,13 @@ impl Metrics {
             peer_requests,
             site_rate_limited,
             site_rate_limit_clients,
+            site_requests,
         }
     }
 
     /// One finished request head.
     pub fn request(&self, result: &str, status: u16, body_len: Option<u64>, took: Duration) {
-        let r = RESULTS
-            .iter()
-            .position(|x| *x == result)
-            .unwrap_or(RESULTS.len() - 1);
-        let c = usize::from((status / 100).clamp(1, 5) - 1);
+        let (r, c) = result_and_class(result, status);
         if let Some(counter) = self.requests.get(r * CLASSES.len() + c) {
             counter.inc();
         }
@@ -534,7 +576,7 @@ impl Metrics {
             .inc();
     }
 
-    /// Handles for one site's rate-limit metrics. `site` is a config site name: the
+    /// Handles for one site's request and rate-limit metrics. `site` is a config site name: the
     /// label set must stay as small as the config, so never a value from a request.
     pub fn site_meters(&self, site: &str) -> SiteMeters {
         let label = SiteLabel {
@@ -543,16 +585,28 @@ impl Metrics {
         SiteMeters {
             rate_limited: self.site_rate_limited.get_or_create(&label).clone(),
             clients: self.site_rate_limit_clients.get_or_create(&label).clone(),
+            requests: self.site_requests.clone(),
+            counters: Default::default(),
+            site: label.site,
         }
     }
 
-    /// Drops a site's rate-limit series, when a reload removed the site or its limit.
+    /// Drops a site's series, when a reload removed the site or its limit.
     pub fn forget_site(&self, site: &str) {
         let label = SiteLabel {
             site: site.to_owned(),
         };
         self.site_rate_limited.remove(&label);
         self.site_rate_limit_clients.remove(&label);
+        for result in RESULTS {
+            for status in CLASSES {
+                self.site_requests.remove(&SiteRequestLabels {
+                    site: label.site.clone(),
+                    result,
+                    status,
+                });
+            }
+        }
     }
 
     /// The OpenMetrics text exposition.
