@@ -110,7 +110,7 @@ fn check_name(name: &str) -> Result<(), String> {
 
 /// The host of a request as patterns are written: without its port and trailing dot,
 /// lower-case (in `buf` when it had upper-case letters, so nothing is allocated).
-/// `None` when it is empty or too long to be any pattern's host.
+/// `None` when it is empty, starts with a dot, or is too long to be any pattern's host.
 pub fn request_host<'a>(raw: &'a str, buf: &'a mut [u8; MAX_HOST_LEN]) -> Option<&'a str> {
     let name = if raw.starts_with('[') {
         &raw[..=raw.find(']')?]
@@ -118,7 +118,7 @@ pub fn request_host<'a>(raw: &'a str, buf: &'a mut [u8; MAX_HOST_LEN]) -> Option
         raw.rsplit_once(':').map_or(raw, |(name, _port)| name)
     };
     let name = name.strip_suffix('.').unwrap_or(name);
-    if name.is_empty() || name.len() > MAX_HOST_LEN {
+    if name.is_empty() || name.starts_with('.') || name.len() > MAX_HOST_LEN {
         return None;
     }
     if !name.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -208,6 +208,8 @@ mod tests {
         assert_eq!(request_host("[::1", &mut buf), None);
         let mut buf = [0; MAX_HOST_LEN];
         assert_eq!(request_host("", &mut buf), None);
+        let mut buf = [0; MAX_HOST_LEN];
+        assert_eq!(request_host(".example.com", &mut buf), None);
         let mut buf = [0; MAX_HOST_LEN];
         assert_eq!(request_host(&"a".repeat(300), &mut buf), None);
         let mut buf = [0; MAX_HOST_LEN];

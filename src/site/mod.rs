@@ -4,3 +4,4 @@
 //! answered without an origin at all (redirect, fixed response, access, rate limit).
 
 pub mod host;
+pub mod router;
