@@ -89,6 +89,28 @@ fn issue_example_parses() {
 }
 
 #[test]
+fn sites_example_loads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/sites-example.toml");
+    let c = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = c.site.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["https", "api", "static", "live", "admin", "www"]);
+    let by_name = |n: &str| c.site.iter().find(|s| s.name == n).unwrap();
+    assert_eq!(by_name("https").schemes, ["http"]);
+    assert_eq!(by_name("https").redirect.as_ref().unwrap().status, 301);
+    assert_eq!(
+        by_name("static").cache.force_ttl,
+        Some(Duration::from_secs(365 * 86_400))
+    );
+    let www = &by_name("www").cache;
+    assert_eq!(www.keep_cookies, ["session"]);
+    assert_eq!(www.cookies, Some(CookieMode::Pass));
+    assert!(by_name("live").cache.pass);
+    assert_eq!(by_name("admin").allow, ["10.1.0.0/16"]);
+    let groups: Vec<&str> = c.origin_group.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(groups, ["api", "static", "www"]);
+}
+
+#[test]
 fn default_group_and_site() {
     // Without [[origin]] a site must name its group unless it answers by itself.
     let e = one_error(&site("a", "hosts = [\"a.example\"]\n"));
