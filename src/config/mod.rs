@@ -37,7 +37,8 @@ pub use sites::{
 pub use units::{format_size, parse_duration, parse_size, MAX_DURATION};
 pub use validate::parse_host_port;
 pub use validate_sites::{
-    MAX_GROUPS, MAX_KEY_FIELDS, MAX_NAME_LEN, MAX_RATE_CLIENTS, MAX_SERVER_WEIGHT, MAX_SITES,
+    MAX_GROUPS, MAX_KEY_FIELDS, MAX_NAME_LEN, MAX_RATE, MAX_RATE_CLIENTS, MAX_SERVER_WEIGHT,
+    MAX_SITES,
 };
 
 const KIB: u64 = 1 << 10;

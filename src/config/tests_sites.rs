@@ -260,6 +260,16 @@ fn answer_errors() {
         ));
     }
     ok(&site("r", "respond = { status = 599 }\n"));
+    for status in [204, 205, 304] {
+        let e = one_error(&site(
+            "r",
+            &format!("respond = {{ status = {status}, body = \"x\" }}\n"),
+        ));
+        assert!(
+            e.contains(&format!("a {status} response has no body")),
+            "{e}"
+        );
+    }
 }
 
 #[test]
@@ -324,7 +334,7 @@ fn access_errors() {
             "t.toml:7: site[0].rate_limit.max_clients: must be from 1 to 10000000",
         ],
     );
-    for rate in ["0.0", "-1.0", "inf"] {
+    for rate in ["0.0", "-1.0", "inf", "2e9"] {
         let e = one_error(&format!(
             "{ORIGIN}{}",
             site("a", &format!("rate_limit = {{ rate = {rate} }}\n"))
@@ -342,11 +352,11 @@ fn header_edit_errors() {
         site(
             "h",
             r#"[site.request_headers]
-set = { "X-Ok" = "{host}", "bad name" = "x" }
-add = { Connection = "close" }
-remove = ["Transfer-Encoding", "x-fine"]
+set = { "X-Ok" = "{host}", "bad name" = "x", "x-ok" = "again" }
+add = { Connection = "close", "X-Ok" = "added" }
+remove = ["Transfer-Encoding", "x-fine", "Host"]
 [site.response_headers]
-set = { "Content-Length" = "0" }
+set = { "Content-Length" = "0", Host = "fine" }
 "#
         )
     );
@@ -355,7 +365,9 @@ set = { "Content-Length" = "0" }
         &[
             "t.toml:6: site[0].request_headers.set: \"bad name\" is not a valid header field name",
             "t.toml:7: site[0].request_headers.add: \"Connection\" cannot be edited",
+            "t.toml:6: site[0].request_headers.set: \"x-ok\" is listed twice (header names are case-insensitive)",
             "t.toml:8: site[0].request_headers.remove: \"Transfer-Encoding\" cannot be edited",
+            "t.toml:8: site[0].request_headers.remove: \"Host\" cannot be edited on requests",
             "t.toml:10: site[0].response_headers.set: \"Content-Length\" cannot be edited",
         ],
     );
@@ -371,7 +383,7 @@ fn cache_errors() {
         ),
         site(
             "f",
-            "hosts = [\"b\"]\n[site.cache]\nforce_ttl = \"0\"\ndefault_ttl = \"1s\"\nstatus_ttl = { \"404\" = \"1m\", \"5xx\" = \"1s\", \"600\" = \"1s\", \"4XX\" = \"1s\" }\nmax_object_size = 0\n"
+            "hosts = [\"b\"]\n[site.cache]\nforce_ttl = \"0\"\ndefault_ttl = \"1s\"\nstatus_ttl = { \"404\" = \"1m\", \"5xx\" = \"1s\", \"600\" = \"1s\", \"4yy\" = \"1s\" }\nmax_object_size = 0\n"
         ),
         site(
             "c",
@@ -387,7 +399,7 @@ fn cache_errors() {
             "t.toml:11: site[1].cache.force_ttl: 0 stores nothing usable; write pass = true",
             "t.toml:12: site[1].cache.default_ttl: has no effect with force_ttl",
             "t.toml:13: site[1].cache.status_ttl: has no effect with force_ttl",
-            "t.toml:13: site[1].cache.status_ttl: \"4XX\" is not a status code (100-599) or class (\"1xx\" to \"5xx\")",
+            "t.toml:13: site[1].cache.status_ttl: \"4yy\" is not a status code (100-599) or class (\"1xx\" to \"5xx\")",
             "t.toml:13: site[1].cache.status_ttl: \"600\" is not a status code",
             "t.toml:14: site[1].cache.max_object_size: must be greater than 0",
             "t.toml:19: site[2].cache.cookies: \"strip\" removes every cookie",
@@ -427,8 +439,9 @@ fn cache_errors() {
 fn status_match() {
     assert_eq!(StatusMatch::parse("404"), Some(StatusMatch::Code(404)));
     assert_eq!(StatusMatch::parse("5xx"), Some(StatusMatch::Class(5)));
+    assert_eq!(StatusMatch::parse("4XX"), Some(StatusMatch::Class(4)));
     for bad in [
-        "99", "600", "6xx", "0xx", "4XX", "40x", "1000", "", "abc", "+40",
+        "99", "600", "6xx", "0xx", "40x", "4x", "1000", "", "abc", "+40",
     ] {
         assert_eq!(StatusMatch::parse(bad), None, "{bad}");
     }

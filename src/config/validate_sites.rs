@@ -23,6 +23,8 @@ pub const MAX_NAME_LEN: usize = 64;
 pub const MAX_SERVER_WEIGHT: u32 = 100;
 /// Most header fields, and most cookies, in a site's cache key.
 pub const MAX_KEY_FIELDS: usize = 32;
+/// Highest rate limit, in requests per second; a higher one is no limit at all.
+pub const MAX_RATE: f64 = 1e9;
 /// Most clients one site's rate limiter tracks.
 pub const MAX_RATE_CLIENTS: usize = 10_000_000;
 
@@ -179,12 +181,13 @@ fn check_sites(c: &mut Checker<'_, '_>, config: &Config) {
         check_answer(c, &path, site, &groups, has_default);
         check_match(c, &path, site);
         check_access(c, &path, site);
-        check_edits(c, &format!("{path}.request_headers"), &site.request_headers);
-        check_edits(
-            c,
-            &format!("{path}.response_headers"),
-            &site.response_headers,
-        );
+        let edits = [
+            ("request_headers", &site.request_headers, true),
+            ("response_headers", &site.response_headers, false),
+        ];
+        for (field, list, request) in edits {
+            check_edits(c, &format!("{path}.{field}"), list, request);
+        }
         check_cache(c, &format!("{path}.cache"), &site.cache, config);
     }
     if sites.len() <= MAX_SITES {
@@ -241,8 +244,8 @@ fn check_answer(
                 ),
             );
         }
-        // RFC 9110 §6.4.1: these never carry content.
-        if matches!(r.status, 204 | 304) && !r.body.is_empty() {
+        // RFC 9110 §15.3.5, §15.3.6, §15.4.5: these carry no content.
+        if matches!(r.status, 204 | 205 | 304) && !r.body.is_empty() {
             c.fail(
                 &format!("{path}.respond.body"),
                 format!("{path}.respond.body: a {} response has no body", r.status),
@@ -362,10 +365,10 @@ fn check_access(c: &mut Checker<'_, '_>, path: &str, site: &SiteConfig) {
     }
     let Some(r) = &site.rate_limit else { return };
     let p = format!("{path}.rate_limit");
-    if !(r.rate > 0.0 && r.rate.is_finite()) {
+    if !(r.rate > 0.0 && r.rate <= MAX_RATE) {
         c.fail(
             &format!("{p}.rate"),
-            format!("{p}.rate: must be a number of requests per second greater than 0"),
+            format!("{p}.rate: must be a number of requests per second greater than 0 and at most 1e9 (leave rate_limit out for no limit)"),
         );
     }
     if r.burst == 0 {
@@ -382,7 +385,7 @@ fn check_access(c: &mut Checker<'_, '_>, path: &str, site: &SiteConfig) {
     }
 }
 
-fn check_edits(c: &mut Checker<'_, '_>, path: &str, edits: &HeaderEdits) {
+fn check_edits(c: &mut Checker<'_, '_>, path: &str, edits: &HeaderEdits, request: bool) {
     let names = edits
         .set
         .keys()
@@ -400,12 +403,18 @@ fn check_edits(c: &mut Checker<'_, '_>, path: &str, edits: &HeaderEdits) {
                 .enumerate()
                 .map(|(k, n)| ("remove", format!("{path}.remove[{k}]"), n)),
         );
+    let mut seen = HashSet::new();
     for (field, at, name) in names {
         let lower = name.to_ascii_lowercase();
         let problem = if http::HeaderName::from_bytes(lower.as_bytes()).is_err() {
             "is not a valid header field name"
         } else if UNEDITABLE_HEADERS.contains(&lower.as_str()) {
             "cannot be edited: it describes the connection or frames the message"
+        } else if request && lower == "host" {
+            // The site, the cache key and Vary were chosen by it.
+            "cannot be edited on requests: the site and the cache key were chosen by it"
+        } else if field != "remove" && !seen.insert((field, lower)) {
+            "is listed twice (header names are case-insensitive)"
         } else {
             continue;
         };
