@@ -2,9 +2,168 @@
 //! path, method and scheme to one site, which says where its misses go (an origin
 //! group), how it is cached and keyed, which headers are edited, and whether it is
 //! answered without an origin at all (redirect, fixed response, access, rate limit).
+//!
+//! Without any `[[site]]`, every request goes to the default site: `[[origin]]` and
+//! `[cache]` as before, at the cost of one branch.
 
 pub mod answer;
 pub mod edit;
+pub mod host;
 pub mod ratelimit;
+pub mod router;
 pub mod rules;
 pub mod template;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::config::{Config, SiteConfig, DEFAULT_GROUP, DEFAULT_SITE};
+use crate::origin::{OriginGroups, OriginPool};
+use answer::{Access, Answer};
+use edit::HeaderEdit;
+use ratelimit::RateLimiter;
+use router::{MatchRule, Route, Router};
+use rules::CacheRules;
+
+/// One site, compiled.
+pub struct Site {
+    name: Arc<str>,
+    group_name: Arc<str>,
+    /// Where misses go; None for an answer-only site, or an edge without origins.
+    group: Option<Arc<OriginPool>>,
+    rules: CacheRules,
+    access: Option<Access>,
+    limiter: Option<RateLimiter>,
+    answer: Option<Answer>,
+    request_edits: HeaderEdit,
+    response_edits: HeaderEdit,
+}
+
+impl Site {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn group_name(&self) -> &str {
+        &self.group_name
+    }
+    pub fn group(&self) -> Option<&Arc<OriginPool>> {
+        self.group.as_ref()
+    }
+    pub fn rules(&self) -> &CacheRules {
+        &self.rules
+    }
+    pub fn answer(&self) -> Option<&Answer> {
+        self.answer.as_ref()
+    }
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        self.access.as_ref().map_or(true, |a| a.permits(ip))
+    }
+    pub fn limiter(&self) -> Option<&RateLimiter> {
+        self.limiter.as_ref()
+    }
+    pub fn request_edits(&self) -> &HeaderEdit {
+        &self.request_edits
+    }
+    pub fn response_edits(&self) -> &HeaderEdit {
+        &self.response_edits
+    }
+}
+
+/// Where a request goes.
+pub enum Routed<'a> {
+    Site(&'a Arc<Site>),
+    /// No site serves this host (421).
+    Misdirected,
+    /// A site serves the host, none this path, method or scheme (404).
+    NotFound,
+}
+
+/// Every site of a config, routed in file order, and the default site.
+pub struct Sites {
+    router: Router,
+    sites: Vec<Arc<Site>>,
+    default: Option<Arc<Site>>,
+}
+
+impl Sites {
+    /// Compile the sites of a validated config. `groups` gives each its pool (None:
+    /// explain only, no pools).
+    pub fn build(cfg: &Config, groups: Option<&OriginGroups>) -> Result<Sites, String> {
+        let pool = |name: &str| groups.and_then(|g| g.get(name).cloned());
+        let mut sites = Vec::with_capacity(cfg.site.len());
+        for s in &cfg.site {
+            sites.push(Arc::new(compile(cfg, s, &pool)?));
+        }
+        let rules: Vec<MatchRule> = cfg.site.iter().map(MatchRule::of).collect();
+        let router = Router::new(&rules)?;
+        // Today's single-pool form stays the default; with sites and no `[[origin]]`,
+        // what matches no site is refused.
+        let default = (cfg.site.is_empty() || !cfg.origin.is_empty()).then(|| {
+            Arc::new(Site {
+                name: Arc::from(DEFAULT_SITE),
+                group_name: Arc::from(DEFAULT_GROUP),
+                group: pool(DEFAULT_GROUP),
+                rules: CacheRules::global(&cfg.cache),
+                access: None,
+                limiter: None,
+                answer: None,
+                request_edits: HeaderEdit::default(),
+                response_edits: HeaderEdit::default(),
+            })
+        });
+        Ok(Sites {
+            router,
+            sites,
+            default,
+        })
+    }
+
+    pub fn route(&self, host: &str, path: &str, method: &http::Method, https: bool) -> Routed<'_> {
+        if self.sites.is_empty() {
+            return match &self.default {
+                Some(d) => Routed::Site(d),
+                None => Routed::Misdirected,
+            };
+        }
+        match self.router.route(host, path, method, https) {
+            Route::Site(i) => match self.sites.get(i) {
+                Some(s) => Routed::Site(s),
+                None => Routed::NotFound,
+            },
+            r => match (&self.default, r) {
+                (Some(d), _) => Routed::Site(d),
+                (None, Route::NoHost) => Routed::Misdirected,
+                (None, _) => Routed::NotFound,
+            },
+        }
+    }
+
+    /// Every site, the default last.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Site>> {
+        self.sites.iter().chain(self.default.iter())
+    }
+}
+
+fn compile(
+    cfg: &Config,
+    s: &SiteConfig,
+    pool: &dyn Fn(&str) -> Option<Arc<OriginPool>>,
+) -> Result<Site, String> {
+    let at = |e: String| format!("site {:?}: {e}", s.name);
+    let group_name = s.origin_group.as_deref().unwrap_or(DEFAULT_GROUP);
+    let access = (!s.allow.is_empty() || !s.deny.is_empty())
+        .then(|| Access::compile(&s.allow, &s.deny))
+        .transpose()
+        .map_err(at)?;
+    Ok(Site {
+        name: Arc::from(s.name.as_str()),
+        group_name: Arc::from(group_name),
+        group: pool(group_name),
+        rules: CacheRules::for_site(&cfg.cache, &s.cache),
+        access,
+        limiter: s.rate_limit.as_ref().map(RateLimiter::new),
+        answer: Answer::compile(s).map_err(at)?,
+        request_edits: HeaderEdit::compile(&s.request_headers, false).map_err(at)?,
+        response_edits: HeaderEdit::compile(&s.response_headers, true).map_err(at)?,
+    })
+}
