@@ -8,6 +8,7 @@
 
 pub mod answer;
 pub mod edit;
+pub mod explain;
 pub mod host;
 pub mod ratelimit;
 pub mod router;
@@ -54,6 +55,9 @@ impl Site {
     }
     pub fn answer(&self) -> Option<&Answer> {
         self.answer.as_ref()
+    }
+    pub fn has_access_rules(&self) -> bool {
+        self.access.is_some()
     }
     pub fn permits(&self, ip: IpAddr) -> bool {
         self.access.as_ref().map_or(true, |a| a.permits(ip))

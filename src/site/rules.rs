@@ -118,6 +118,12 @@ impl CacheRules {
             "cookies",
             format!("{:?}", self.cookies.mode).to_ascii_lowercase(),
         ));
+        if let Some(keep) = &self.cookies.keep {
+            out.push(("keep_cookies", keep.join(",")));
+        }
+        if !self.cookies.strip.is_empty() {
+            out.push(("strip_cookies", self.cookies.strip.join(",")));
+        }
         out
     }
 }
