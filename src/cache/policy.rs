@@ -54,9 +54,67 @@ impl Default for PolicyConfig {
     }
 }
 
-/// Why a response may not be stored (short reason, used in Cache-Status `detail=` and logs).
+/// Why a response may not be stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NotStorable(pub &'static str);
+pub enum NotStorable {
+    /// Only GET responses are stored.
+    Method,
+    RequestNoStore,
+    NonFinalStatus,
+    PartialContent,
+    NotModified,
+    /// `must-understand` with a status whose caching rules we do not know.
+    MustUnderstand,
+    NoStore,
+    Private,
+    /// A request with Authorization, and no response directive that allows sharing.
+    Authorization,
+    /// A request with Cookie under `cookie_requests = "pass"`.
+    Cookie,
+    SetCookie,
+    VaryStar,
+    /// No explicit freshness, and a status that is not heuristically cacheable.
+    StatusNotCacheable,
+    /// No explicit freshness, and neither Last-Modified nor a validator.
+    NoFreshness,
+}
+
+impl NotStorable {
+    /// Short reason for logs and error messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotStorable::Method => "method",
+            NotStorable::RequestNoStore => "request no-store",
+            NotStorable::NonFinalStatus => "non-final status",
+            NotStorable::PartialContent => "partial content",
+            NotStorable::NotModified => "not modified",
+            NotStorable::MustUnderstand => "must-understand",
+            NotStorable::NoStore => "no-store",
+            NotStorable::Private => "private",
+            NotStorable::Authorization => "authorization",
+            NotStorable::Cookie => "cookie",
+            NotStorable::SetCookie => "set-cookie",
+            NotStorable::VaryStar => "vary *",
+            NotStorable::StatusNotCacheable => "status not cacheable",
+            NotStorable::NoFreshness => "no freshness info or validator",
+        }
+    }
+
+    /// Only freshness is missing: a lifetime given from elsewhere (a push's `ttl=`)
+    /// would make the response storable, since these are the last checks made.
+    pub fn lacks_freshness(self) -> bool {
+        matches!(
+            self,
+            NotStorable::StatusNotCacheable | NotStorable::NoFreshness
+        )
+    }
+}
+
+impl std::fmt::Display for NotStorable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Freshness metadata computed ONCE at store (or 304-refresh) time.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -180,29 +238,29 @@ pub fn storable_with(
     cfg: &PolicyConfig,
 ) -> Result<(), NotStorable> {
     if req.method != Method::GET {
-        return Err(NotStorable("method"));
+        return Err(NotStorable::Method);
     }
     if CacheControl::parse(req.headers.get_all(header::CACHE_CONTROL)).no_store {
-        return Err(NotStorable("request no-store"));
+        return Err(NotStorable::RequestNoStore);
     }
     check_status(status)?;
     // RFC 9111 5.2.2.3: must-understand overrides no-store only for understood status codes.
     if cc.must_understand {
         if !status_understood(status) {
-            return Err(NotStorable("must-understand"));
+            return Err(NotStorable::MustUnderstand);
         }
     } else if cc.no_store {
-        return Err(NotStorable("no-store"));
+        return Err(NotStorable::NoStore);
     }
     if cc.private {
-        return Err(NotStorable("private"));
+        return Err(NotStorable::Private);
     }
     let shareable = cc.public || cc.s_maxage.is_some();
     if req.headers.contains_key(header::AUTHORIZATION) && !(shareable || cc.must_revalidate) {
-        return Err(NotStorable("authorization"));
+        return Err(NotStorable::Authorization);
     }
     if cfg.cookie_requests_pass && req.headers.contains_key(header::COOKIE) {
-        return Err(NotStorable("cookie"));
+        return Err(NotStorable::Cookie);
     }
     // RFC 9111 does not forbid storing Set-Cookie and cache-tests rewards it, but handing one
     // client's cookie to every other client is the classic shared-cache leak (Varnish and most
@@ -210,10 +268,10 @@ pub fn storable_with(
     if resp.contains_key(header::SET_COOKIE)
         && !fields_to_strip(resp).iter().any(|f| f == "set-cookie")
     {
-        return Err(NotStorable("set-cookie"));
+        return Err(NotStorable::SetCookie);
     }
     if vary_star(resp) {
-        return Err(NotStorable("vary *"));
+        return Err(NotStorable::VaryStar);
     }
     check_freshness_info(status, resp, cc)
 }
@@ -221,11 +279,11 @@ pub fn storable_with(
 fn check_status(status: StatusCode) -> Result<(), NotStorable> {
     // RFC 9111 3: final responses only; 206 and 304 are never complete responses to store.
     if status.as_u16() < 200 {
-        return Err(NotStorable("non-final status"));
+        return Err(NotStorable::NonFinalStatus);
     }
     match status.as_u16() {
-        206 => Err(NotStorable("partial content")),
-        304 => Err(NotStorable("not modified")),
+        206 => Err(NotStorable::PartialContent),
+        304 => Err(NotStorable::NotModified),
         _ => Ok(()),
     }
 }
@@ -243,12 +301,12 @@ fn check_freshness_info(
         return Ok(());
     }
     if !(heuristically_cacheable(status) || cc.public) {
-        return Err(NotStorable("status not cacheable"));
+        return Err(NotStorable::StatusNotCacheable);
     }
     if resp.contains_key(header::LAST_MODIFIED) || resp.contains_key(header::ETAG) {
         Ok(())
     } else {
-        Err(NotStorable("no freshness info or validator"))
+        Err(NotStorable::NoFreshness)
     }
 }
 
@@ -750,12 +808,12 @@ mod tests {
                 200,
                 &headers(&[("cache-control", "max-age=10000, no-store")])
             ),
-            Err(NotStorable("no-store"))
+            Err(NotStorable::NoStore)
         );
         assert!(store(200, &headers(&[("cache-control", "No-StOrE")])).is_err());
         assert_eq!(
             store(200, &headers(&[("cache-control", "private, max-age=3600")])),
-            Err(NotStorable("private"))
+            Err(NotStorable::Private)
         );
         // qualified private is storable (fields are stripped)
         assert_eq!(
@@ -789,7 +847,7 @@ mod tests {
     fn must_understand() {
         let r = headers(&[("cache-control", "must-understand, no-store, max-age=60")]);
         assert_eq!(store(200, &r), Ok(()));
-        assert_eq!(store(299, &r), Err(NotStorable("must-understand")));
+        assert_eq!(store(299, &r), Err(NotStorable::MustUnderstand));
     }
 
     #[test]
@@ -850,10 +908,7 @@ mod tests {
 
     #[test]
     fn nothing_to_go_on_is_not_stored() {
-        assert_eq!(
-            store(200, &HeaderMap::new()),
-            Err(NotStorable("no freshness info or validator"))
-        );
+        assert_eq!(store(200, &HeaderMap::new()), Err(NotStorable::NoFreshness));
         assert_eq!(store(200, &headers(&[("etag", "\"a\"")])), Ok(()));
     }
 
@@ -865,7 +920,7 @@ mod tests {
         let plain = headers(&[("expires", &expires), ("date", &date(0))]);
         assert_eq!(
             storable(&auth, StatusCode::OK, &plain, &c),
-            Err(NotStorable("authorization"))
+            Err(NotStorable::Authorization)
         );
         for cc in [
             "max-age=3600, public",
@@ -886,14 +941,14 @@ mod tests {
         let r = headers(&[("cache-control", "max-age=3600")]);
         assert_eq!(
             storable(&cookie, StatusCode::OK, &r, &c),
-            Err(NotStorable("cookie"))
+            Err(NotStorable::Cookie)
         );
         assert!(!reusable_for(&cookie, &r, &c));
         // Pass means pass: the origin's `public` does not make one user's page shared.
         let public = headers(&[("cache-control", "max-age=3600, public")]);
         assert_eq!(
             storable(&cookie, StatusCode::OK, &public, &c),
-            Err(NotStorable("cookie"))
+            Err(NotStorable::Cookie)
         );
         assert!(!reusable_for(&cookie, &public, &c));
         c.cookie_requests_pass = false;
@@ -904,7 +959,7 @@ mod tests {
     #[test]
     fn set_cookie() {
         let r = headers(&[("cache-control", "max-age=3600"), ("set-cookie", "a=b")]);
-        assert_eq!(store(200, &r), Err(NotStorable("set-cookie")));
+        assert_eq!(store(200, &r), Err(NotStorable::SetCookie));
         let q = headers(&[
             ("cache-control", "max-age=3600, private=\"Set-Cookie\""),
             ("set-cookie", "a=b"),
@@ -918,7 +973,7 @@ mod tests {
     #[test]
     fn vary_star_not_stored() {
         let r = headers(&[("cache-control", "max-age=60"), ("vary", "accept, *")]);
-        assert_eq!(store(200, &r), Err(NotStorable("vary *")));
+        assert_eq!(store(200, &r), Err(NotStorable::VaryStar));
         let r = headers(&[("cache-control", "max-age=60"), ("vary", "accept-encoding")]);
         assert_eq!(store(200, &r), Ok(()));
     }
@@ -959,7 +1014,7 @@ mod tests {
             ("cache-control", "max-age=10000"),
             ("cdn-cache-control", "private"),
         ]);
-        assert_eq!(store(200, &r), Err(NotStorable("private")));
+        assert_eq!(store(200, &r), Err(NotStorable::Private));
         let r = headers(&[
             ("cache-control", "max-age=10000"),
             ("cdn-cache-control", "no-cache"),
@@ -977,7 +1032,7 @@ mod tests {
     fn invalid_cdn_cache_control_falls_back() {
         for v in ["max-age=10000, &&&&&", "max-age=\"10000\""] {
             let r = headers(&[("cdn-cache-control", v), ("cache-control", "no-store")]);
-            assert_eq!(store(200, &r), Err(NotStorable("no-store")), "{v}");
+            assert_eq!(store(200, &r), Err(NotStorable::NoStore), "{v}");
         }
         for v in ["max-age =100", "max-age= 100"] {
             let r = headers(&[("cdn-cache-control", v), ("cache-control", "max-age=1")]);

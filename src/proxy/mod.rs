@@ -19,9 +19,8 @@ use tokio::time::Instant;
 use crate::body::{BodyLimit, ClientFault, Fault, ProxyBody};
 use crate::cache::key::{CacheKey, KeyRules};
 use crate::cache::object::Object;
-use crate::cache::policy::{self, PolicyConfig, Usability};
-use crate::cache::store::Store;
-use crate::cache::vary;
+use crate::cache::policy::{self, Usability};
+use crate::cache::{vary, Cache, Rules, Target};
 use crate::coalesce::{Coalescer, FetchFailure, Join, Outcome, Waiter};
 use crate::config::Cidr;
 use crate::origin::{OriginPool, OriginRequest};
@@ -32,7 +31,6 @@ use respond::{synthetic, CacheStatus};
 pub struct Settings {
     pub cache_name: String,
     pub via: HeaderValue,
-    pub max_object_size: u64,
     pub max_body: u64,
     pub body_read_timeout: Duration,
     pub between_bytes_timeout: Duration,
@@ -40,8 +38,6 @@ pub struct Settings {
     pub coalesce_timeout: Duration,
     /// With a stale copy usable on error, a fetch older than this serves it (0 = off).
     pub stale_on_slow: Duration,
-    /// Freshness of a 5xx kept without freshness of its own (negative cache; 0 = off).
-    pub error_ttl: Duration,
     pub purge_allowed: Vec<Cidr>,
     pub access_log: bool,
     /// Peers whose X-Forwarded-For is believed (`[client] trusted_proxies`).
@@ -62,16 +58,29 @@ pub struct HeadLimits {
 
 /// Everything the request path shares across requests.
 pub struct Proxy {
-    pub store: Arc<Store>,
-    pub coalescer: Arc<Coalescer>,
-    pub origins: Arc<OriginPool>,
-    pub policy: PolicyConfig,
-    pub key_rules: KeyRules,
-    pub settings: Settings,
-    pub metrics: Arc<crate::metrics::Metrics>,
+    cache: Arc<Cache>,
+    coalescer: Arc<Coalescer>,
+    origins: Arc<OriginPool>,
+    /// The rules requests are cached under, built once per reload.
+    rules: Arc<Rules>,
+    settings: Settings,
+    metrics: Arc<crate::metrics::Metrics>,
     /// Geo-routing, when `[geo] enabled`.
-    pub geo: Option<Arc<crate::geo::Geo>>,
+    geo: Option<Arc<crate::geo::Geo>>,
     /// The PoP's cache tier, when `[cluster] enabled`.
+    cluster: Option<Arc<crate::cluster::Cluster>>,
+}
+
+/// What a [`Proxy`] is made of: the cache, in-flight map and metrics outlive reloads;
+/// the rest is built from each configuration.
+pub struct Setup {
+    pub cache: Arc<Cache>,
+    pub coalescer: Arc<Coalescer>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub origins: Arc<OriginPool>,
+    pub rules: Rules,
+    pub settings: Settings,
+    pub geo: Option<Arc<crate::geo::Geo>>,
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
@@ -90,6 +99,60 @@ pub struct ClientInfo {
 }
 
 impl Proxy {
+    pub fn new(setup: Setup) -> Arc<Proxy> {
+        let Setup {
+            cache,
+            coalescer,
+            metrics,
+            origins,
+            rules,
+            settings,
+            geo,
+            cluster,
+        } = setup;
+        Arc::new(Proxy {
+            cache,
+            coalescer,
+            origins,
+            rules: Arc::new(rules),
+            settings,
+            metrics,
+            geo,
+            cluster,
+        })
+    }
+
+    /// Start what this configuration runs in the background: origin health checks,
+    /// and the geo database and PoP health refreshes.
+    pub fn spawn_background_tasks(&self) {
+        self.origins.spawn_health_checks();
+        if let Some(geo) = &self.geo {
+            geo.spawn_health_and_reload();
+        }
+    }
+
+    pub fn cache(&self) -> &Arc<Cache> {
+        &self.cache
+    }
+
+    /// The rules requests are cached under (policy, key rules, size limits).
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
+    }
+
+    /// The PoP's cache tier, when `[cluster] enabled`.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.cluster.as_ref()
+    }
+
     /// The request path. Never fails: every problem becomes a response.
     pub async fn handle(
         self: Arc<Self>,
@@ -191,7 +254,7 @@ impl Proxy {
         // usually means a personalised page, and an origin's `public` on it is a bug
         // the cache must not turn into one user's page served to everyone.
         let cookie_pass =
-            self.policy.cookie_requests_pass && parts.headers.contains_key(header::COOKIE);
+            self.rules.policy.cookie_requests_pass && parts.headers.contains_key(header::COOKIE);
         if !policy::request_cacheable(&parts) || has_body || cookie_pass {
             return self.pass_through(parts, body, client, key).await;
         }
@@ -266,7 +329,7 @@ impl Proxy {
         }
         let now = Instant::now();
         let stored = self
-            .store
+            .cache
             .lookup(&key, &parts.headers)
             .filter(|o| !credentials || o.public);
         let cc = crate::cache::control::CacheControl::parse(
@@ -344,7 +407,7 @@ impl Proxy {
                 return respond::from_object(&parts, obj, Instant::now(), st);
             }
         }
-        if self.coalescer.is_hit_for_miss(key.hash) {
+        if self.cache.is_hit_for_miss(&key) {
             let waiter = self.fetch_alone(&parts, &key, stored, client);
             let mut st = CacheStatus::fwd(reason);
             st.detail = Some("hit-for-miss");
@@ -475,17 +538,17 @@ impl Proxy {
             m.tasks_alive
                 .set(i64::try_from(rt.metrics().num_alive_tasks()).unwrap_or(i64::MAX));
         }
+        let stats = self.cache.stats();
         m.cache_objects
-            .set(i64::try_from(self.store.object_count()).unwrap_or(i64::MAX));
+            .set(i64::try_from(stats.objects).unwrap_or(i64::MAX));
         m.cache_bytes
-            .set(i64::try_from(self.store.weighted_size()).unwrap_or(i64::MAX));
-        let (inserted, evicted) = self.store.counters();
+            .set(i64::try_from(stats.bytes).unwrap_or(i64::MAX));
         m.insertions
             .inner()
-            .store(inserted, std::sync::atomic::Ordering::Relaxed);
+            .store(stats.inserted, std::sync::atomic::Ordering::Relaxed);
         m.evictions
             .inner()
-            .store(evicted, std::sync::atomic::Ordering::Relaxed);
+            .store(stats.evicted, std::sync::atomic::Ordering::Relaxed);
         m.encode_prometheus()
     }
 
@@ -724,7 +787,7 @@ impl Proxy {
         } else {
             "http"
         };
-        Some(CacheKey::new(scheme, authority, pq, &self.key_rules))
+        Some(CacheKey::new(scheme, authority, pq, &self.rules.key))
     }
 
     fn has_credentials(&self, h: &HeaderMap) -> bool {
@@ -798,8 +861,7 @@ impl Proxy {
         if !self.settings.purge_allowed.iter().any(|c| c.contains(ip)) {
             return synthetic(StatusCode::FORBIDDEN, "PURGE not allowed from this address");
         }
-        let n = self.store.purge_url(key, false).objects;
-        self.coalescer.clear_hit_for_miss(key.hash);
+        let n = self.cache.purge(Target::Url(key), false).objects;
         tracing::info!(url = %key.url, client = %ip, purged = n, "purge");
         let body = format!("{{\"purged\":{n}}}\n");
         let mut resp = Response::new(ProxyBody::full(body));
@@ -815,7 +877,7 @@ impl Proxy {
     /// RFC 9111 4.4: after an unsafe method succeeds, the target URI and the URIs in
     /// Location / Content-Location (same authority only, against poisoning) are invalid.
     fn invalidate(&self, key: &CacheKey, parts: &request::Parts, resp: &HeaderMap) {
-        self.store.purge_url(key, false);
+        self.cache.remove(key);
         let authority = parts
             .uri
             .authority()
@@ -834,14 +896,14 @@ impl Proxy {
                 continue;
             };
             let target_key = if target.starts_with('/') {
-                Some(CacheKey::new(&scheme, &authority, target, &self.key_rules))
+                Some(CacheKey::new(&scheme, &authority, target, &self.rules.key))
             } else {
-                crate::cache::key::key_for_url(target, &self.key_rules)
+                crate::cache::key::key_for_url(target, &self.rules.key)
                     .ok()
-                    .filter(|k| same_authority(&k.url, &scheme, &authority, &self.key_rules))
+                    .filter(|k| same_authority(&k.url, &scheme, &authority, &self.rules.key))
             };
             if let Some(k) = target_key {
-                self.store.purge_url(&k, false);
+                self.cache.remove(&k);
             }
         }
     }
@@ -850,7 +912,7 @@ impl Proxy {
     fn finish_response(&self, resp: &mut Response<ProxyBody>, status: &CacheStatus) {
         let h = resp.headers_mut();
         headers::strip_hop_by_hop(h);
-        if self.policy.surrogate_control {
+        if self.rules.policy.surrogate_control {
             // Surrogate-Control is addressed to caches like this one, not to clients.
             h.remove(http::HeaderName::from_static("surrogate-control"));
         }
