@@ -46,6 +46,7 @@ use crate::body::BodyError;
 use crate::cache::key::CacheKey;
 use crate::cache::keyhash::KeyHashBuilder;
 use crate::cache::object::Object;
+use crate::failure::FetchFailure;
 
 /// Bytes buffered ahead of the slowest reader for a body that is not being stored. Every
 /// stalled reader of such a body holds this much: at 1 MiB, 768 stalled HTTP/2 streams
@@ -65,19 +66,6 @@ pub struct ResponseHead {
     /// The whole response was in the store before this head was published (Cache-Status
     /// `stored` must be true when it is said, and the head goes out before a long body ends).
     pub stored: bool,
-}
-
-/// Why a fetch produced no response head.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FetchFailure {
-    /// Could not connect, or the connection failed before a response head arrived.
-    Connect,
-    /// No response head within the first-byte timeout.
-    Timeout,
-    /// No origin is configured or healthy.
-    NoOrigin,
-    /// The fetch task ended without saying why (runtime shutdown, a bug).
-    Abandoned,
 }
 
 /// What a waiter learns once the leader's fetch has a head (or failed).
@@ -234,7 +222,7 @@ impl Waiter {
     /// Wait until the fetch has a head (no polling: the writer wakes us).
     pub async fn outcome(mut self) -> Outcome {
         let Some(id) = self.slot else {
-            return Outcome::Failed(FetchFailure::Abandoned);
+            return Outcome::Failed(FetchFailure::ABANDONED);
         };
         let decided = std::future::poll_fn(|cx| {
             let mut st = self.flight.lock();
@@ -537,7 +525,7 @@ impl FlightWriter {
 impl Drop for FlightWriter {
     fn drop(&mut self) {
         if !self.finished {
-            self.set_failed(FetchFailure::Abandoned);
+            self.set_failed(FetchFailure::ABANDONED);
         }
     }
 }

@@ -18,7 +18,8 @@ use crate::body::ProxyBody;
 use crate::cache::key::CacheKey;
 use crate::cache::object::Object;
 use crate::cache::{Admission, Admitted, Fetched, Times};
-use crate::coalesce::{FetchFailure, FlightWriter, ResponseHead};
+use crate::coalesce::{FlightWriter, ResponseHead};
+use crate::failure::{FetchFailure, Kind, Source};
 use crate::origin::OriginRequest;
 
 /// A body up to this size (by Content-Length) is read whole and stored before the head is
@@ -52,7 +53,7 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
         tokio::select! {
             answer = upstream => answer,
             () = writer.abandoned() => {
-                writer.fail(FetchFailure::Abandoned);
+                writer.fail(FetchFailure::new(Source::Client, Kind::Abandoned));
                 return;
             }
         }
@@ -154,10 +155,11 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
                 Some(Err(e)) => {
                     tracing::warn!(url = %key.url, error = %e, "origin body failed");
                     proxy.coalescer.mark_failed(key.hash);
-                    writer.fail(match e {
-                        crate::body::BodyError::Timeout(_) => FetchFailure::Timeout,
-                        _ => FetchFailure::Connect,
-                    });
+                    let kind = match e {
+                        crate::body::BodyError::Timeout(_) => Kind::Timeout,
+                        _ => Kind::Connect,
+                    };
+                    writer.fail(FetchFailure::new(from.source(), kind));
                     return;
                 }
                 None => break,
@@ -166,7 +168,7 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
         if content_length != Some(size) {
             tracing::warn!(url = %key.url, "origin body shorter than its Content-Length");
             proxy.coalescer.mark_failed(key.hash);
-            writer.fail(FetchFailure::Connect);
+            writer.fail(FetchFailure::new(from.source(), Kind::Connect));
             return;
         }
         if let Some(fill) = fill.as_ref().filter(|_| storing) {

@@ -21,8 +21,9 @@ use crate::cache::key::{CacheKey, KeyRules};
 use crate::cache::object::Object;
 use crate::cache::policy::{self, Usability};
 use crate::cache::{vary, Cache, Rules, Target};
-use crate::coalesce::{Coalescer, FetchFailure, Join, Outcome, Waiter};
+use crate::coalesce::{Coalescer, Join, Outcome, Waiter};
 use crate::config::Cidr;
+use crate::failure::{FetchFailure, Kind, Source};
 use crate::origin::{OriginPool, OriginRequest};
 use respond::{synthetic, CacheStatus};
 
@@ -89,6 +90,16 @@ pub struct Setup {
 pub enum Upstream {
     Shard,
     Origin,
+}
+
+impl Upstream {
+    /// Whom to blame when its response breaks off.
+    pub fn source(self) -> Source {
+        match self {
+            Upstream::Shard => Source::Shard,
+            Upstream::Origin => Source::Origin,
+        }
+    }
 }
 
 /// Who is asking, and over what.
@@ -482,7 +493,8 @@ impl Proxy {
         match tokio::time::timeout_at(deadline, waiter.outcome()).await {
             Ok(outcome) => outcome,
             Err(_) if slow.is_some() => Outcome::Slow,
-            Err(_) => Outcome::Failed(FetchFailure::Timeout),
+            // lacquer's own safety bound fired; which upstream is slow is not known here.
+            Err(_) => Outcome::Failed(FetchFailure::new(Source::Local, Kind::Timeout)),
         }
     }
 
@@ -499,9 +511,10 @@ impl Proxy {
                 Ok(resp) => return Ok((resp, Upstream::Shard)),
                 Err(e) if e.is_no_live_shard() => {
                     tracing::debug!(url = %key.url, error = %e, "no live shard: asking the origins");
+                    let failure = e.failure();
                     match e.into_request() {
                         Some(req) => req,
-                        None => return Err(FetchFailure::NoOrigin),
+                        None => return Err(failure),
                     }
                 }
                 Err(e) => {
@@ -693,15 +706,9 @@ impl Proxy {
                 Some(obj) => {
                     status.fwd = Some("stale");
                     status.stale = true;
-                    status.detail = Some(match why {
-                        FetchFailure::Timeout => "stale-if-error; origin timeout",
-                        _ => "stale-if-error",
-                    });
+                    status.detail = Some(why.stale_detail());
                     status.collapsed = false;
-                    self.metrics.stale(match why {
-                        FetchFailure::Timeout => "origin-timeout",
-                        _ => "origin-unreachable",
-                    });
+                    self.metrics.stale(why.stale_reason());
                     respond::from_object(parts, &obj, now, status)
                 }
                 None => (failure_response(why), status),
@@ -716,10 +723,13 @@ impl Proxy {
                     self.metrics.stale("origin-slow");
                     respond::from_object(parts, &obj, now, status)
                 }
-                None => (failure_response(FetchFailure::Timeout), status),
+                None => (
+                    failure_response(FetchFailure::new(Source::Local, Kind::Timeout)),
+                    status,
+                ),
             },
             // Only followers see GiveUp, and `miss` turns it into a fetch of their own.
-            Outcome::GiveUp => (failure_response(FetchFailure::Abandoned), status),
+            Outcome::GiveUp => (failure_response(FetchFailure::ABANDONED), status),
         }
     }
 
@@ -972,11 +982,5 @@ pub fn coalesce_wait_bound(
 
 /// A clean error page for a fetch with no response and no stale copy to fall back on.
 fn failure_response(why: FetchFailure) -> Response<ProxyBody> {
-    match why {
-        FetchFailure::Timeout => synthetic(StatusCode::GATEWAY_TIMEOUT, "origin timed out"),
-        FetchFailure::NoOrigin => synthetic(StatusCode::SERVICE_UNAVAILABLE, "no origin available"),
-        FetchFailure::Connect | FetchFailure::Abandoned => {
-            synthetic(StatusCode::BAD_GATEWAY, "origin unreachable")
-        }
-    }
+    synthetic(why.status(), why.message())
 }
