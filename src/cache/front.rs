@@ -13,14 +13,14 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{request, StatusCode};
+use http::{request, Method, StatusCode};
 use tokio::time::Instant;
 
 use super::control::CacheControl;
 use super::key::{CacheKey, KeyRules};
 use super::keyhash::KeyHashBuilder;
 use super::object::Object;
-use super::policy::{self, Freshness, NotStorable, PolicyConfig};
+use super::policy::{self, Freshness, NotStorable, PolicyConfig, RequestDirectives};
 use super::store::{Purged, Rejected, Reservation, Store};
 use super::vary::{self, SecondaryKey, Vary};
 
@@ -80,9 +80,9 @@ pub struct Times {
 pub struct Fetched<'a> {
     /// The request as sent for the fill (always a GET): Vary selects by its fields.
     pub request: &'a request::Parts,
-    /// The request carried Authorization: an unstorable answer then says nothing about
-    /// the URL (no hit-for-miss marker), and an error is personal.
-    pub credentials: bool,
+    /// The request's own directives. With credentials, an unstorable answer says nothing
+    /// about the URL (no hit-for-miss marker), and an error is personal.
+    pub asked: &'a RequestDirectives,
     pub status: StatusCode,
     /// The response's fields, hop-by-hop fields removed.
     pub headers: &'a HeaderMap,
@@ -233,7 +233,9 @@ impl Cache {
         let error_over_stale =
             server_error && resp.stale.is_some_and(|o| !o.status.is_server_error());
         let (cc, targeted) = policy::effective_cache_control(headers, &rules.policy);
-        let verdict = policy::storable_with(resp.request, status, headers, &cc, &rules.policy);
+        let method = &resp.request.method;
+        let verdict =
+            policy::storable_with(method, resp.asked, status, headers, &cc, &rules.policy);
         let too_big = resp
             .content_length
             .is_some_and(|n| n > rules.max_object_size);
@@ -245,19 +247,26 @@ impl Cache {
         let negative = !storable
             && fits
             && server_error
-            && !resp.credentials
+            && !resp.asked.credentials
             && !rules.error_ttl.is_zero()
             && {
                 let mut with_ttl = cc.clone();
                 with_ttl.max_age = Some(rules.error_ttl.as_secs().max(1));
-                policy::storable_with(resp.request, status, headers, &with_ttl, &rules.policy)
-                    .is_ok()
+                policy::storable_with(
+                    method,
+                    resp.asked,
+                    status,
+                    headers,
+                    &with_ttl,
+                    &rules.policy,
+                )
+                .is_ok()
             };
         // A 5xx says the origin is failing, not that the URL is uncacheable: the next
         // wave must be coalesced too.
         if storable || negative {
             self.clear_hit_for_miss(key);
-        } else if !resp.credentials && !server_error {
+        } else if !resp.asked.credentials && !server_error {
             self.mark_hit_for_miss(key);
         }
         let (Some((vary, secondary)), true) = (variant, storable || negative) else {
@@ -277,7 +286,7 @@ impl Cache {
             // rather than releasing every waiter to hammer a failing origin; unless the
             // error is personal.
             let personal_error =
-                resp.credentials || cc.private || headers.contains_key(header::SET_COOKIE);
+                resp.asked.credentials || cc.private || headers.contains_key(header::SET_COOKIE);
             let shareable = (server_error && !personal_error) || (verdict.is_ok() && too_big);
             return if shareable {
                 Admission::Share(reason)
@@ -317,7 +326,7 @@ impl Cache {
             vary,
             secondary,
             max_size: rules.max_object_size,
-            marks_url: !resp.credentials,
+            marks_url: !resp.asked.credentials,
         })
     }
 
@@ -359,8 +368,14 @@ impl Cache {
                     .unwrap_or(HeaderValue::from_static("")),
             );
         }
-        let kept =
-            policy::storable(not_modified.request, old.status, &merged, &rules.policy).is_ok();
+        let kept = policy::storable_by(
+            &not_modified.request.method,
+            not_modified.asked,
+            old.status,
+            &merged,
+            &rules.policy,
+        )
+        .is_ok();
         policy::strip_before_store(&mut merged);
         let freshness = policy::freshness(
             old.status,
@@ -396,8 +411,9 @@ impl Cache {
             ttl,
             version,
         } = push;
-        let (get, ()) = http::Request::new(()).into_parts();
-        match policy::storable(&get, status, &headers, &rules.policy) {
+        // As the answer to a plain GET.
+        let asked = RequestDirectives::default();
+        match policy::storable_by(&Method::GET, &asked, status, &headers, &rules.policy) {
             Ok(()) => {}
             Err(r) if ttl.is_some() && r.lacks_freshness() => {}
             Err(r) => return Err(PushRefused::NotStorable(r)),
@@ -534,7 +550,8 @@ mod tests {
     fn fetched<'a>(req: &'a request::Parts, status: u16, h: &'a HeaderMap) -> Fetched<'a> {
         Fetched {
             request: req,
-            credentials: false,
+            // A request without directives or credentials (leaked: tests only).
+            asked: Box::leak(Box::default()),
             status: StatusCode::from_u16(status).unwrap(),
             headers: h,
             content_length: crate::proxy::headers::content_length(h),
@@ -603,7 +620,11 @@ mod tests {
         assert!(!cache.is_hit_for_miss(&k));
 
         let mut personal = fetched(&req, 503, &h);
-        personal.credentials = true;
+        let with_credentials = RequestDirectives {
+            credentials: true,
+            ..RequestDirectives::default()
+        };
+        personal.asked = &with_credentials;
         let plain = headers(&[]);
         personal.headers = &plain;
         assert!(matches!(

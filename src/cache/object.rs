@@ -7,6 +7,7 @@ use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use tokio::time::Instant;
 
+use super::control::CacheControl;
 use super::fields::Fields;
 use super::front::{Admitted, Times};
 use super::policy::{self, Freshness, Usability};
@@ -210,8 +211,9 @@ impl Object {
         self.freshness.initial_age + now.saturating_duration_since(self.stored_at)
     }
 
-    pub fn usability(&self, now: Instant, req: &HeaderMap) -> Usability {
-        policy::usability(&self.freshness, self.age(now), req)
+    /// What this object is good for now, given the request's own Cache-Control.
+    pub fn usability(&self, now: Instant, req: &CacheControl) -> Usability {
+        policy::usability_with(&self.freshness, self.age(now), req)
     }
 
     /// How long from now this object is worth keeping at all: fresh time, then the

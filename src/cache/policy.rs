@@ -185,15 +185,40 @@ pub fn effective_cache_control(resp: &HeaderMap, cfg: &PolicyConfig) -> (CacheCo
     )
 }
 
+/// The request's side of caching, read once per request: its own Cache-Control (RFC 9111
+/// 5.2.1), and whether it carries credentials or a Cookie.
+#[derive(Debug, Clone, Default)]
+pub struct RequestDirectives {
+    pub cc: CacheControl,
+    /// Authorization (RFC 9111 3.5).
+    pub credentials: bool,
+    pub cookie: bool,
+}
+
+impl RequestDirectives {
+    pub fn of(req: &HeaderMap) -> RequestDirectives {
+        RequestDirectives {
+            cc: CacheControl::parse(req.get_all(header::CACHE_CONTROL)),
+            credentials: req.contains_key(header::AUTHORIZATION),
+            cookie: req.contains_key(header::COOKIE),
+        }
+    }
+}
+
 /// Is this request a candidate for cache lookup at all? (GET/HEAD only; request no-store;
 /// Authorization / Cookie rules are response dependent, see [`reusable_for`].)
 pub fn request_cacheable(req: &http::request::Parts) -> bool {
-    if req.method != Method::GET && req.method != Method::HEAD {
+    request_cacheable_with(&req.method, &RequestDirectives::of(&req.headers))
+}
+
+/// [`request_cacheable`] with the request's directives already read.
+pub fn request_cacheable_with(method: &Method, asked: &RequestDirectives) -> bool {
+    if method != Method::GET && method != Method::HEAD {
         return false;
     }
     // RFC 9111 5.2.1.5: request no-store forbids storing the response; reusing one would also
     // defeat the client's intent (cache-tests ccreq-no-store).
-    !CacheControl::parse(req.headers.get_all(header::CACHE_CONTROL)).no_store
+    !asked.cc.no_store
 }
 
 /// Response-dependent request rules: may a stored response with headers `stored` be served to
@@ -219,8 +244,26 @@ pub fn storable(
     resp: &HeaderMap,
     cfg: &PolicyConfig,
 ) -> Result<(), NotStorable> {
+    storable_by(
+        &req.method,
+        &RequestDirectives::of(&req.headers),
+        status,
+        resp,
+        cfg,
+    )
+}
+
+/// [`storable`] with the request's directives already read.
+pub fn storable_by(
+    method: &Method,
+    asked: &RequestDirectives,
+    status: StatusCode,
+    resp: &HeaderMap,
+    cfg: &PolicyConfig,
+) -> Result<(), NotStorable> {
     storable_with(
-        req,
+        method,
+        asked,
         status,
         resp,
         &effective_cache_control(resp, cfg).0,
@@ -228,19 +271,20 @@ pub fn storable(
     )
 }
 
-/// [`storable`] with the response's effective directives already parsed (the fetch path
-/// needs them three times; parsing is most of what these checks cost).
+/// [`storable_by`] with the response's effective directives already parsed too (the fetch
+/// path needs them three times; parsing is most of what these checks cost).
 pub fn storable_with(
-    req: &http::request::Parts,
+    method: &Method,
+    asked: &RequestDirectives,
     status: StatusCode,
     resp: &HeaderMap,
     cc: &CacheControl,
     cfg: &PolicyConfig,
 ) -> Result<(), NotStorable> {
-    if req.method != Method::GET {
+    if method != Method::GET {
         return Err(NotStorable::Method);
     }
-    if CacheControl::parse(req.headers.get_all(header::CACHE_CONTROL)).no_store {
+    if asked.cc.no_store {
         return Err(NotStorable::RequestNoStore);
     }
     check_status(status)?;
@@ -256,10 +300,10 @@ pub fn storable_with(
         return Err(NotStorable::Private);
     }
     let shareable = cc.public || cc.s_maxage.is_some();
-    if req.headers.contains_key(header::AUTHORIZATION) && !(shareable || cc.must_revalidate) {
+    if asked.credentials && !(shareable || cc.must_revalidate) {
         return Err(NotStorable::Authorization);
     }
-    if cfg.cookie_requests_pass && req.headers.contains_key(header::COOKIE) {
+    if cfg.cookie_requests_pass && asked.cookie {
         return Err(NotStorable::Cookie);
     }
     // RFC 9111 does not forbid storing Set-Cookie and cache-tests rewards it, but handing one
@@ -548,6 +592,11 @@ fn canonical_case(s: &str) -> String {
 /// `pragma-request-no-cache` expects a fresh stored response to be used.
 pub fn usability(f: &Freshness, current_age: Duration, req_headers: &HeaderMap) -> Usability {
     let req = CacheControl::parse(req_headers.get_all(header::CACHE_CONTROL));
+    usability_with(f, current_age, &req)
+}
+
+/// [`usability`] with the request's Cache-Control already parsed.
+pub fn usability_with(f: &Freshness, current_age: Duration, req: &CacheControl) -> Usability {
     let staleness = current_age.checked_sub(f.lifetime);
     let windows = f.stale_while_revalidate.max(f.stale_if_error);
     // RFC 5861 4: a client's own stale-if-error says how much staleness *it* accepts on
@@ -790,6 +839,34 @@ mod tests {
             "GET",
             &[("cache-control", "no-cache")]
         )));
+    }
+
+    #[test]
+    fn request_directives_read_once_decide_like_the_request() {
+        let r = req(
+            "GET",
+            &[
+                ("cache-control", "no-store, max-age=5"),
+                ("authorization", "Bearer x"),
+                ("cookie", "a=b"),
+            ],
+        );
+        let asked = RequestDirectives::of(&r.headers);
+        assert!(asked.cc.no_store && asked.cc.max_age == Some(5));
+        assert!(asked.credentials && asked.cookie);
+        assert_eq!(
+            request_cacheable_with(&r.method, &asked),
+            request_cacheable(&r)
+        );
+        let resp = headers(&[("cache-control", "public, max-age=60")]);
+        assert_eq!(
+            storable_by(&r.method, &asked, StatusCode::OK, &resp, &cfg()),
+            storable(&r, StatusCode::OK, &resp, &cfg())
+        );
+        assert_eq!(
+            storable(&r, StatusCode::OK, &resp, &cfg()),
+            Err(NotStorable::RequestNoStore)
+        );
     }
 
     #[test]

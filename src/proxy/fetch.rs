@@ -12,6 +12,7 @@ use http::{header, request, StatusCode};
 use http_body_util::BodyExt;
 use tokio::time::Instant;
 
+use super::context::Ctx;
 use super::headers;
 use super::Proxy;
 use crate::body::ProxyBody;
@@ -28,27 +29,27 @@ const SMALL_BODY: u64 = 64 * 1024;
 
 /// What the fetch needs to know about the request it serves.
 pub struct FetchJob {
-    /// The leader's request head (method, URI, headers) for storability decisions.
+    /// The leader's context: its key, its own directives (a request with credentials
+    /// says nothing about the URL when its answer is not storable), the rules to store by.
+    pub ctx: Ctx,
+    /// The leader's request head as filled (a GET), for Vary.
     pub request: Arc<request::Parts>,
     pub origin_request: OriginRequest,
     /// The stored copy being revalidated, if any: a 304 refreshes it, and a 5xx must not replace it.
     pub stale: Option<Arc<Object>>,
-    /// The request carried Authorization (a Cookie under the pass policy never gets here):
-    /// an unstorable answer then says nothing about the URL, so no hit-for-miss marker.
-    pub credentials: bool,
 }
 
 pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
     let FetchJob {
+        ctx,
         request,
         origin_request,
         stale,
-        credentials,
     } = job;
-    let key = writer.flight().key.clone();
+    let key = &ctx.key;
     let request_time = SystemTime::now();
     let started = Instant::now();
-    let upstream = proxy.upstream(&key, origin_request);
+    let upstream = proxy.upstream(key, origin_request);
     let answer = if writer.abortable() {
         tokio::select! {
             answer = upstream => answer,
@@ -96,7 +97,7 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
     let content_length = headers::content_length(&parts.headers);
     let fetched = Fetched {
         request: &request,
-        credentials,
+        asked: &ctx.asked,
         status: parts.status,
         headers: &parts.headers,
         content_length,
@@ -107,16 +108,16 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
 
     if parts.status == StatusCode::NOT_MODIFIED {
         if let Some(old) = stale.as_ref() {
-            let refreshed = proxy.cache.refresh(&key, old, &fetched, &proxy.rules);
+            let refreshed = proxy.cache.refresh(key, old, &fetched, &ctx.rules);
             if refreshed.kept {
-                undo_on_desync(&proxy, exchange.as_ref(), &key);
+                undo_on_desync(&proxy, exchange.as_ref(), key);
             }
             writer.complete(refreshed.object);
             return;
         }
     }
 
-    let admission = proxy.cache.admit(&key, &fetched, &proxy.rules);
+    let admission = proxy.cache.admit(key, &fetched, &ctx.rules);
     let shareable = admission.shareable();
     let admitted = match &admission {
         Admission::Store(admitted) if keep_locally => Some(admitted),
@@ -125,7 +126,7 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
     let mut storing = admitted.is_some();
     let fill = admitted.map(|admitted| Fill {
         proxy: &proxy,
-        key: &key,
+        key,
         exchange: exchange.as_ref(),
         status: parts.status,
         headers: &parts.headers,
@@ -222,7 +223,7 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
                 if let Some(admitted) = admitted.filter(|a| storing && !a.fits(size)) {
                     storing = false;
                     writer.stop_storing();
-                    proxy.cache.outgrown(&key, admitted);
+                    proxy.cache.outgrown(key, admitted);
                 }
                 if storing && !claim.grow(data.len()) {
                     // Too many fills at once: relay this one, store a later one.

@@ -1,7 +1,10 @@
-//! The request path, top to bottom (DESIGN.md §2): limits → classify → key → lookup →
-//! coalesce → fetch → failure → store → respond. `handle` is the whole path; each step
-//! is a small function below it.
+//! The request path, top to bottom (DESIGN.md §2): geo → limits → key and context →
+//! classify → lookup → coalesce → fetch → failure → store → respond. `handle` is the
+//! whole path; each step is a small function below it, in that order. What a step
+//! learns about the request once (key, client, directives, rules) travels in a
+//! `context::Ctx`.
 
+pub mod context;
 pub mod fetch;
 pub mod headers;
 pub mod respond;
@@ -19,12 +22,13 @@ use tokio::time::Instant;
 use crate::body::{BodyLimit, ClientFault, Fault, ProxyBody};
 use crate::cache::key::{CacheKey, KeyRules};
 use crate::cache::object::Object;
-use crate::cache::policy::{self, Usability};
+use crate::cache::policy::{self, RequestDirectives, Usability};
 use crate::cache::{vary, Cache, Rules, Target};
 use crate::coalesce::{Coalescer, Join, Outcome, Waiter};
 use crate::config::Cidr;
 use crate::failure::{FetchFailure, Kind, Source};
 use crate::origin::{OriginPool, OriginRequest};
+use context::Ctx;
 use respond::{synthetic, CacheStatus};
 
 /// Settings the request path reads on every request, resolved from the config once.
@@ -241,6 +245,7 @@ impl Proxy {
         }
     }
 
+    /// Steps: limits, key and context, classify; then pass it through or look it up.
     async fn route(
         self: &Arc<Self>,
         parts: request::Parts,
@@ -250,37 +255,132 @@ impl Proxy {
         if let Some(resp) = self.reject_bad_request(&parts) {
             return (resp, CacheStatus::default());
         }
-        let Some(key) = self.cache_key(&parts, client) else {
+        let Some(ctx) = self.context(&parts, client) else {
             return (
                 synthetic(StatusCode::BAD_REQUEST, "missing or invalid Host"),
                 CacheStatus::default(),
             );
         };
         if parts.method.as_str() == "PURGE" {
-            return (self.purge(&key, client), CacheStatus::default());
+            return (self.purge(&ctx), CacheStatus::default());
         }
         let has_body = headers::content_length(&parts.headers).is_some_and(|n| n > 0)
             || parts.headers.contains_key(header::TRANSFER_ENCODING);
         // `cookie_requests = "pass"` is a pass, as in Varnish's builtin VCL: a Cookie
         // usually means a personalised page, and an origin's `public` on it is a bug
         // the cache must not turn into one user's page served to everyone.
-        let cookie_pass =
-            self.rules.policy.cookie_requests_pass && parts.headers.contains_key(header::COOKIE);
-        if !policy::request_cacheable(&parts) || has_body || cookie_pass {
-            return self.pass_through(parts, body, client, key).await;
+        let cookie_pass = ctx.rules.policy.cookie_requests_pass && ctx.asked.cookie;
+        if !policy::request_cacheable_with(&parts.method, &ctx.asked) || has_body || cookie_pass {
+            return self.pass_through(&ctx, parts, body).await;
         }
         drop(body);
-        self.lookup(Arc::new(parts), key, client).await
+        self.lookup(&ctx, Arc::new(parts)).await
+    }
+
+    /// Step: limits that hyper does not enforce itself.
+    fn reject_bad_request(&self, parts: &request::Parts) -> Option<Response<ProxyBody>> {
+        // hyper bounds HTTP/1 heads on its own; these make HTTP/2 equal to it, and give
+        // a long target 414 rather than the 431 of a full read buffer.
+        let head = &self.settings.head;
+        let uri = &parts.uri;
+        let uri_len = uri.scheme_str().map_or(0, |s| s.len() + 3)
+            + uri.authority().map_or(0, |a| a.as_str().len())
+            + uri.path_and_query().map_or(0, |p| p.as_str().len());
+        if uri_len > head.max_uri_bytes {
+            return Some(synthetic(StatusCode::URI_TOO_LONG, "URI too long"));
+        }
+        if parts.headers.len() > head.max_headers {
+            return Some(synthetic(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "too many header fields",
+            ));
+        }
+        // As on the wire in HTTP/1.1: name, ": ", value, CRLF.
+        let header_bytes: usize = parts
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum();
+        if header_bytes > head.max_header_bytes {
+            return Some(synthetic(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "header fields too large",
+            ));
+        }
+        if parts.method == Method::CONNECT {
+            let mut resp = synthetic(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported");
+            resp.headers_mut().insert(
+                header::ALLOW,
+                HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, PURGE"),
+            );
+            return Some(resp);
+        }
+        // RFC 9112 3.2.4: the asterisk form is only for a server-wide OPTIONS.
+        if parts.uri.path() == "*" && parts.method != Method::OPTIONS {
+            return Some(synthetic(
+                StatusCode::BAD_REQUEST,
+                "asterisk target is only for OPTIONS",
+            ));
+        }
+        if parts.headers.get_all(header::CONTENT_LENGTH).iter().count() > 1 {
+            return Some(synthetic(
+                StatusCode::BAD_REQUEST,
+                "duplicate Content-Length",
+            ));
+        }
+        if headers::content_length(&parts.headers).is_some_and(|n| n > self.settings.max_body) {
+            return Some(synthetic(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large",
+            ));
+        }
+        None
+    }
+
+    /// Step: key and context. What every later step needs to know about the request,
+    /// worked out once: its key, the client's scheme, its own cache directives, and the
+    /// rules it is served under. None without a usable authority.
+    fn context(&self, parts: &request::Parts, client: ClientInfo) -> Option<Ctx> {
+        let https = self.client_https(&parts.headers, client);
+        let rules = self.rules.clone();
+        let authority = authority_of(parts)?;
+        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let scheme = if https { "https" } else { "http" };
+        Some(Ctx {
+            key: CacheKey::new(scheme, authority, pq, &rules.key),
+            client,
+            https,
+            asked: RequestDirectives::of(&parts.headers),
+            rules,
+        })
+    }
+
+    /// `PURGE` on the public listener: only from `purge_allowed` addresses.
+    fn purge(&self, ctx: &Ctx) -> Response<ProxyBody> {
+        let ip = canonical_ip(ctx.client.addr.ip());
+        if !self.settings.purge_allowed.iter().any(|c| c.contains(ip)) {
+            return synthetic(StatusCode::FORBIDDEN, "PURGE not allowed from this address");
+        }
+        let n = self.cache.purge(Target::Url(&ctx.key), false).objects;
+        tracing::info!(url = %ctx.key.url, client = %ip, purged = n, "purge");
+        let body = format!("{{\"purged\":{n}}}\n");
+        let mut resp = Response::new(ProxyBody::full(body));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp
     }
 
     /// Step: classify. Requests with a body or an unsafe method go straight through;
     /// a successful unsafe method invalidates what it may have changed (RFC 9111 4.4).
     async fn pass_through(
         self: &Arc<Self>,
+        ctx: &Ctx,
         parts: request::Parts,
         body: Incoming,
-        client: ClientInfo,
-        key: CacheKey,
     ) -> (Response<ProxyBody>, CacheStatus) {
         let unsafe_method = !matches!(
             parts.method,
@@ -292,14 +392,14 @@ impl Proxy {
             fault: fault.clone(),
         };
         let req_body = ProxyBody::stream(body, self.settings.body_read_timeout, Some(limit));
-        let origin_req = self.origin_request(&parts, client, req_body, false);
+        let origin_req = self.origin_request(ctx, &parts, req_body, false);
         let status = CacheStatus::fwd(if unsafe_method { "method" } else { "bypass" });
-        match self.upstream(&key, origin_req).await {
+        match self.upstream(&ctx.key, origin_req).await {
             Ok((resp, _)) => {
                 let (mut rparts, rbody) = resp.into_parts();
                 headers::strip_hop_by_hop(&mut rparts.headers);
                 if unsafe_method && (rparts.status.is_success() || rparts.status.is_redirection()) {
-                    self.invalidate(&key, &parts, &rparts.headers);
+                    self.invalidate(ctx, &parts, &rparts.headers);
                 }
                 let mut status = status;
                 status.fwd_status = Some(rparts.status.as_u16());
@@ -326,33 +426,65 @@ impl Proxy {
         }
     }
 
+    /// RFC 9111 4.4: after an unsafe method succeeds, the target URI and the URIs in
+    /// Location / Content-Location (same authority only, against poisoning) are invalid.
+    fn invalidate(&self, ctx: &Ctx, parts: &request::Parts, resp: &HeaderMap) {
+        let (key, rules) = (&ctx.key, &ctx.rules.key);
+        self.cache.remove(key);
+        let authority = parts
+            .uri
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .or_else(|| {
+                parts
+                    .headers
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_owned)
+            });
+        let Some(authority) = authority else { return };
+        let scheme = key.url.split("://").next().unwrap_or("http").to_owned();
+        for name in [header::LOCATION, header::CONTENT_LOCATION] {
+            let Some(target) = resp.get(&name).and_then(|v| v.to_str().ok()) else {
+                continue;
+            };
+            let target_key = if target.starts_with('/') {
+                Some(CacheKey::new(&scheme, &authority, target, rules))
+            } else {
+                crate::cache::key::key_for_url(target, rules)
+                    .ok()
+                    .filter(|k| same_authority(&k.url, &scheme, &authority, rules))
+            };
+            if let Some(k) = target_key {
+                self.cache.remove(&k);
+            }
+        }
+    }
+
     /// Step: lookup. Fresh → serve; stale within stale-while-revalidate → serve and refresh
     /// in the background; otherwise fetch (revalidating the stale copy when it has validators).
     async fn lookup(
         self: &Arc<Self>,
+        ctx: &Ctx,
         parts: Arc<request::Parts>,
-        key: CacheKey,
-        client: ClientInfo,
     ) -> (Response<ProxyBody>, CacheStatus) {
-        let credentials = self.has_credentials(&parts.headers);
         if let Some(cluster) = &self.cluster {
-            cluster.observe(key.hash);
+            cluster.observe(ctx.key.hash);
         }
         let now = Instant::now();
+        // A Cookie under the pass policy never gets this far (`route` passes it).
         let stored = self
             .cache
-            .lookup(&key, &parts.headers)
-            .filter(|o| !credentials || o.public);
-        let cc = crate::cache::control::CacheControl::parse(
-            parts.headers.get_all(header::CACHE_CONTROL),
-        );
+            .lookup(&ctx.key, &parts.headers)
+            .filter(|o| !ctx.asked.credentials || o.public);
+        let cc = &ctx.asked.cc;
         match stored {
-            Some(obj) => match obj.usability(now, &parts.headers) {
+            Some(obj) => match obj.usability(now, cc) {
                 Usability::Fresh => respond::from_object(&parts, &obj, now, CacheStatus::hit()),
                 Usability::StaleWhileRevalidate => {
                     // A refresh that just failed is not retried before `error_backoff`.
-                    if !self.coalescer.recently_failed(key.hash) {
-                        self.background_refresh(&parts, &key, &obj, client);
+                    if !self.coalescer.recently_failed(ctx.key.hash) {
+                        self.background_refresh(ctx, &parts, &obj);
                     }
                     self.metrics.stale("stale-while-revalidate");
                     let mut st = CacheStatus::hit();
@@ -370,8 +502,7 @@ impl Proxy {
                     // A stored error is no better stand-in for a fresh error.
                     let fallback =
                         (usable_on_error && !obj.status.is_server_error()).then_some(obj.clone());
-                    self.miss(parts, key, Some(obj), fallback, client, "stale")
-                        .await
+                    self.miss(ctx, parts, Some(obj), fallback).await
                 }
                 Usability::Expired => {
                     if cc.only_if_cached {
@@ -380,8 +511,7 @@ impl Proxy {
                             CacheStatus::fwd("request"),
                         );
                     }
-                    self.miss(parts, key, Some(obj), None, client, "stale")
-                        .await
+                    self.miss(ctx, parts, Some(obj), None).await
                 }
             },
             None => {
@@ -391,7 +521,7 @@ impl Proxy {
                         CacheStatus::fwd("request"),
                     );
                 }
-                self.miss(parts, key, None, None, client, "miss").await
+                self.miss(ctx, parts, None, None).await
             }
         }
     }
@@ -402,15 +532,14 @@ impl Proxy {
     /// is answered with it at once, and a fetch slower than `stale_on_slow` serves it too.
     async fn miss(
         self: &Arc<Self>,
+        ctx: &Ctx,
         parts: Arc<request::Parts>,
-        key: CacheKey,
         stored: Option<Arc<Object>>,
         fallback: Option<Arc<Object>>,
-        client: ClientInfo,
-        reason: &'static str,
     ) -> (Response<ProxyBody>, CacheStatus) {
+        let reason = if stored.is_some() { "stale" } else { "miss" };
         if let Some(obj) = &fallback {
-            if self.coalescer.recently_failed(key.hash) {
+            if self.coalescer.recently_failed(ctx.key.hash) {
                 let mut st = CacheStatus::hit();
                 st.stale = true;
                 st.detail = Some("stale-if-error; backoff");
@@ -418,14 +547,14 @@ impl Proxy {
                 return respond::from_object(&parts, obj, Instant::now(), st);
             }
         }
-        if self.cache.is_hit_for_miss(&key) {
-            let waiter = self.fetch_alone(&parts, &key, stored, client);
+        if self.cache.is_hit_for_miss(&ctx.key) {
+            let waiter = self.fetch_alone(ctx, &parts, stored);
             let mut st = CacheStatus::fwd(reason);
             st.detail = Some("hit-for-miss");
             let outcome = self.wait(waiter, fallback.is_some()).await;
             return self.deliver(&parts, outcome, fallback, st);
         }
-        match self.coalescer.join(&key, &parts) {
+        match self.coalescer.join(&ctx.key, &parts) {
             Join::Busy => (
                 synthetic(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -434,7 +563,7 @@ impl Proxy {
                 CacheStatus::fwd(reason),
             ),
             Join::Leader(writer, waiter) => {
-                let job = self.fetch_job(&parts, stored, client);
+                let job = self.fetch_job(ctx, &parts, stored);
                 tokio::spawn(fetch::run(self.clone(), writer, job));
                 let outcome = self.wait(waiter, fallback.is_some()).await;
                 self.deliver(&parts, outcome, fallback, CacheStatus::fwd(reason))
@@ -470,7 +599,7 @@ impl Proxy {
                     o => o,
                 };
                 if let Outcome::GiveUp = outcome {
-                    let waiter = self.fetch_alone(&parts, &key, stored, client);
+                    let waiter = self.fetch_alone(ctx, &parts, stored);
                     st.collapsed = false;
                     let outcome = self.wait(waiter, fallback.is_some()).await;
                     return self.deliver(&parts, outcome, fallback, st);
@@ -495,173 +624,6 @@ impl Proxy {
             Err(_) if slow.is_some() => Outcome::Slow,
             // lacquer's own safety bound fired; which upstream is slow is not known here.
             Err(_) => Outcome::Failed(FetchFailure::new(Source::Local, Kind::Timeout)),
-        }
-    }
-
-    /// Step: fetch (DESIGN.md §2 step 8). An edge sends the request to the shard that
-    /// owns the key; a shard or standalone node, a request another node already
-    /// forwarded (hop marker), and an edge with no live shard use the origin pool.
-    pub async fn upstream(
-        &self,
-        key: &CacheKey,
-        req: OriginRequest,
-    ) -> Result<(Response<Incoming>, Upstream), FetchFailure> {
-        let req = match &self.cluster {
-            Some(cluster) if cluster.forwards(&req.headers) => match cluster.send(key, req).await {
-                Ok(resp) => return Ok((resp, Upstream::Shard)),
-                Err(e) if e.is_no_live_shard() => {
-                    tracing::debug!(url = %key.url, error = %e, "no live shard: asking the origins");
-                    let failure = e.failure();
-                    match e.into_request() {
-                        Some(req) => req,
-                        None => return Err(failure),
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(url = %key.url, error = %e, "shard fetch failed");
-                    return Err(e.failure());
-                }
-            },
-            _ => req,
-        };
-        match self.origins.send(req).await {
-            Ok(resp) => Ok((resp, Upstream::Origin)),
-            Err(e) => {
-                tracing::warn!(url = %key.url, error = %e, "origin fetch failed");
-                Err(e.failure())
-            }
-        }
-    }
-
-    /// The client's scheme: its own connection's, or, for a request another lacquer
-    /// node forwarded (over plain HTTP inside the PoP), the one that node saw.
-    fn client_https(&self, headers: &HeaderMap, client: ClientInfo) -> bool {
-        client.tls
-            || (self.cluster.is_some()
-                && crate::cluster::is_forwarded(headers)
-                && headers
-                    .get("x-forwarded-proto")
-                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")))
-    }
-
-    /// The Prometheus exposition, with the cache gauges read at scrape time.
-    pub fn metrics_text(&self) -> String {
-        let m = &self.metrics;
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            m.tasks_alive
-                .set(i64::try_from(rt.metrics().num_alive_tasks()).unwrap_or(i64::MAX));
-        }
-        let stats = self.cache.stats();
-        m.cache_objects
-            .set(i64::try_from(stats.objects).unwrap_or(i64::MAX));
-        m.cache_bytes
-            .set(i64::try_from(stats.bytes).unwrap_or(i64::MAX));
-        m.insertions
-            .inner()
-            .store(stats.inserted, std::sync::atomic::Ordering::Relaxed);
-        m.evictions
-            .inner()
-            .store(stats.evicted, std::sync::atomic::Ordering::Relaxed);
-        m.encode_prometheus()
-    }
-
-    /// Pull pre-warm: fetch `url` through the normal request path (coalesced, stored by
-    /// the usual rules) as if a client asked for it, and read the body to the end.
-    /// Returns the status and the Cache-Status result (hit, miss, ...).
-    pub async fn fill(self: &Arc<Self>, url: &str) -> Result<(StatusCode, &'static str), String> {
-        use http_body_util::BodyExt;
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
-        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-            return Err(format!("URL {url:?} must be absolute (http://host/path)"));
-        };
-        if scheme != "http" && scheme != "https" {
-            return Err(format!("URL {url:?}: scheme must be http or https"));
-        }
-        let host = HeaderValue::from_str(authority.as_str()).map_err(|e| e.to_string())?;
-        let pq = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-        let (mut parts, ()) = Request::builder()
-            .method(Method::GET)
-            .uri(pq.as_str())
-            .header(header::HOST, host)
-            .header(header::USER_AGENT, "lacquer-prewarm")
-            .body(())
-            .map_err(|e| e.to_string())?
-            .into_parts();
-        parts.version = http::Version::HTTP_11;
-        let client = ClientInfo {
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            tls: scheme == "https",
-        };
-        let key = self
-            .cache_key(&parts, client)
-            .ok_or_else(|| format!("URL {url:?} has no usable host"))?;
-        let (resp, status) = self.lookup(Arc::new(parts), key, client).await;
-        let code = resp.status();
-        // Drain rather than collect: a large body that is not stored must not be held.
-        let mut body = std::pin::pin!(resp.into_body());
-        while let Some(frame) = body.frame().await {
-            frame.map_err(|e| format!("body of {url}: {e}"))?;
-        }
-        Ok((code, status.result()))
-    }
-
-    /// A fetch of our own, outside the in-flight map (hit-for-miss, or released by a leader).
-    fn fetch_alone(
-        self: &Arc<Self>,
-        parts: &Arc<request::Parts>,
-        key: &CacheKey,
-        stored: Option<Arc<Object>>,
-        client: ClientInfo,
-    ) -> Waiter {
-        // Nobody else can join this fetch: it ends with its client, unless it revalidates
-        // a stored copy (its answer refreshes the cache).
-        let (writer, waiter) = self.coalescer.detached(key, parts, stored.is_none());
-        let job = self.fetch_job(parts, stored, client);
-        tokio::spawn(fetch::run(self.clone(), writer, job));
-        waiter
-    }
-
-    fn fetch_job(
-        &self,
-        parts: &Arc<request::Parts>,
-        stored: Option<Arc<Object>>,
-        client: ClientInfo,
-    ) -> fetch::FetchJob {
-        let mut origin_request = self.origin_request(parts, client, ProxyBody::empty(), true);
-        if let Some(obj) = stored.as_ref() {
-            for (name, value) in policy::revalidation_headers(&obj.headers.to_map()) {
-                origin_request.headers.insert(name, value);
-            }
-        }
-        // The fill is a GET whatever the client asked (a HEAD miss fills the cache too).
-        let request = if parts.method == Method::GET {
-            parts.clone()
-        } else {
-            let mut p = request::Parts::clone(parts);
-            p.method = Method::GET;
-            Arc::new(p)
-        };
-        fetch::FetchJob {
-            request,
-            origin_request,
-            stale: stored,
-            credentials: self.has_credentials(&parts.headers),
-        }
-    }
-
-    /// stale-while-revalidate: one background refresh per key, the client is not kept waiting.
-    fn background_refresh(
-        self: &Arc<Self>,
-        parts: &Arc<request::Parts>,
-        key: &CacheKey,
-        obj: &Arc<Object>,
-        client: ClientInfo,
-    ) {
-        if let Some(writer) = self.coalescer.claim(key, parts) {
-            let job = self.fetch_job(parts, Some(obj.clone()), client);
-            tokio::spawn(fetch::run(self.clone(), writer, job));
         }
     }
 
@@ -733,19 +695,110 @@ impl Proxy {
         }
     }
 
+    /// A fetch of our own, outside the in-flight map (hit-for-miss, or released by a leader).
+    fn fetch_alone(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        parts: &Arc<request::Parts>,
+        stored: Option<Arc<Object>>,
+    ) -> Waiter {
+        // Nobody else can join this fetch: it ends with its client, unless it revalidates
+        // a stored copy (its answer refreshes the cache).
+        let (writer, waiter) = self.coalescer.detached(&ctx.key, parts, stored.is_none());
+        let job = self.fetch_job(ctx, parts, stored);
+        tokio::spawn(fetch::run(self.clone(), writer, job));
+        waiter
+    }
+
+    fn fetch_job(
+        &self,
+        ctx: &Ctx,
+        parts: &Arc<request::Parts>,
+        stored: Option<Arc<Object>>,
+    ) -> fetch::FetchJob {
+        let mut origin_request = self.origin_request(ctx, parts, ProxyBody::empty(), true);
+        if let Some(obj) = stored.as_ref() {
+            for (name, value) in policy::revalidation_headers(&obj.headers.to_map()) {
+                origin_request.headers.insert(name, value);
+            }
+        }
+        // The fill is a GET whatever the client asked (a HEAD miss fills the cache too).
+        let request = if parts.method == Method::GET {
+            parts.clone()
+        } else {
+            let mut p = request::Parts::clone(parts);
+            p.method = Method::GET;
+            Arc::new(p)
+        };
+        fetch::FetchJob {
+            ctx: ctx.clone(),
+            request,
+            origin_request,
+            stale: stored,
+        }
+    }
+
+    /// stale-while-revalidate: one background refresh per key, the client is not kept waiting.
+    fn background_refresh(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        parts: &Arc<request::Parts>,
+        obj: &Arc<Object>,
+    ) {
+        if let Some(writer) = self.coalescer.claim(&ctx.key, parts) {
+            let job = self.fetch_job(ctx, parts, Some(obj.clone()));
+            tokio::spawn(fetch::run(self.clone(), writer, job));
+        }
+    }
+
+    /// Step: fetch (DESIGN.md §2 step 8). An edge sends the request to the shard that
+    /// owns the key; a shard or standalone node, a request another node already
+    /// forwarded (hop marker), and an edge with no live shard use the origin pool.
+    pub async fn upstream(
+        &self,
+        key: &CacheKey,
+        req: OriginRequest,
+    ) -> Result<(Response<Incoming>, Upstream), FetchFailure> {
+        let req = match &self.cluster {
+            Some(cluster) if cluster.forwards(&req.headers) => match cluster.send(key, req).await {
+                Ok(resp) => return Ok((resp, Upstream::Shard)),
+                Err(e) if e.is_no_live_shard() => {
+                    tracing::debug!(url = %key.url, error = %e, "no live shard: asking the origins");
+                    let failure = e.failure();
+                    match e.into_request() {
+                        Some(req) => req,
+                        None => return Err(failure),
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(url = %key.url, error = %e, "shard fetch failed");
+                    return Err(e.failure());
+                }
+            },
+            _ => req,
+        };
+        match self.origins.send(req).await {
+            Ok(resp) => Ok((resp, Upstream::Origin)),
+            Err(e) => {
+                tracing::warn!(url = %key.url, error = %e, "origin fetch failed");
+                Err(e.failure())
+            }
+        }
+    }
+
     /// The request as sent to the origin: hop-by-hop removed, Host kept, Via and
     /// X-Forwarded-For added; a cache fill is a GET without client preconditions.
     fn origin_request(
         &self,
+        ctx: &Ctx,
         parts: &request::Parts,
-        client: ClientInfo,
         body: ProxyBody,
         fill: bool,
     ) -> OriginRequest {
         let mut h = parts.headers.clone();
         headers::strip_hop_by_hop(&mut h);
         headers::strip_underscored(&mut h);
-        let peer = canonical_ip(client.addr.ip());
+        let peer = canonical_ip(ctx.client.addr.ip());
         if !self
             .settings
             .trusted_proxies
@@ -762,11 +815,10 @@ impl Proxy {
             }
         }
         headers::append_via(&mut h, &self.settings.via);
-        headers::append_forwarded_for(&mut h, client.addr.ip());
-        let https = self.client_https(&parts.headers, client);
+        headers::append_forwarded_for(&mut h, ctx.client.addr.ip());
         h.insert(
             http::HeaderName::from_static("x-forwarded-proto"),
-            HeaderValue::from_static(if https { "https" } else { "http" }),
+            HeaderValue::from_static(if ctx.https { "https" } else { "http" }),
         );
         let method = if fill {
             headers::strip_client_conditionals(&mut h);
@@ -788,134 +840,15 @@ impl Proxy {
         }
     }
 
-    /// Step: key. The authority comes from the URI (HTTP/2, absolute-form) or Host.
-    fn cache_key(&self, parts: &request::Parts, client: ClientInfo) -> Option<CacheKey> {
-        let authority = authority_of(parts)?;
-        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let scheme = if self.client_https(&parts.headers, client) {
-            "https"
-        } else {
-            "http"
-        };
-        Some(CacheKey::new(scheme, authority, pq, &self.rules.key))
-    }
-
-    fn has_credentials(&self, h: &HeaderMap) -> bool {
-        // A Cookie under the pass policy never gets this far (`route` passes it).
-        h.contains_key(header::AUTHORIZATION)
-    }
-
-    /// Step: limits that hyper does not enforce itself.
-    fn reject_bad_request(&self, parts: &request::Parts) -> Option<Response<ProxyBody>> {
-        // hyper bounds HTTP/1 heads on its own; these make HTTP/2 equal to it, and give
-        // a long target 414 rather than the 431 of a full read buffer.
-        let head = &self.settings.head;
-        let uri = &parts.uri;
-        let uri_len = uri.scheme_str().map_or(0, |s| s.len() + 3)
-            + uri.authority().map_or(0, |a| a.as_str().len())
-            + uri.path_and_query().map_or(0, |p| p.as_str().len());
-        if uri_len > head.max_uri_bytes {
-            return Some(synthetic(StatusCode::URI_TOO_LONG, "URI too long"));
-        }
-        if parts.headers.len() > head.max_headers {
-            return Some(synthetic(
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                "too many header fields",
-            ));
-        }
-        // As on the wire in HTTP/1.1: name, ": ", value, CRLF.
-        let header_bytes: usize = parts
-            .headers
-            .iter()
-            .map(|(k, v)| k.as_str().len() + v.len() + 4)
-            .sum();
-        if header_bytes > head.max_header_bytes {
-            return Some(synthetic(
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                "header fields too large",
-            ));
-        }
-        if parts.method == Method::CONNECT {
-            let mut resp = synthetic(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported");
-            resp.headers_mut().insert(
-                header::ALLOW,
-                HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, PURGE"),
-            );
-            return Some(resp);
-        }
-        // RFC 9112 3.2.4: the asterisk form is only for a server-wide OPTIONS.
-        if parts.uri.path() == "*" && parts.method != Method::OPTIONS {
-            return Some(synthetic(
-                StatusCode::BAD_REQUEST,
-                "asterisk target is only for OPTIONS",
-            ));
-        }
-        if parts.headers.get_all(header::CONTENT_LENGTH).iter().count() > 1 {
-            return Some(synthetic(
-                StatusCode::BAD_REQUEST,
-                "duplicate Content-Length",
-            ));
-        }
-        if headers::content_length(&parts.headers).is_some_and(|n| n > self.settings.max_body) {
-            return Some(synthetic(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request body too large",
-            ));
-        }
-        None
-    }
-
-    /// `PURGE` on the public listener: only from `purge_allowed` addresses.
-    fn purge(&self, key: &CacheKey, client: ClientInfo) -> Response<ProxyBody> {
-        let ip = canonical_ip(client.addr.ip());
-        if !self.settings.purge_allowed.iter().any(|c| c.contains(ip)) {
-            return synthetic(StatusCode::FORBIDDEN, "PURGE not allowed from this address");
-        }
-        let n = self.cache.purge(Target::Url(key), false).objects;
-        tracing::info!(url = %key.url, client = %ip, purged = n, "purge");
-        let body = format!("{{\"purged\":{n}}}\n");
-        let mut resp = Response::new(ProxyBody::full(body));
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        resp.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        resp
-    }
-
-    /// RFC 9111 4.4: after an unsafe method succeeds, the target URI and the URIs in
-    /// Location / Content-Location (same authority only, against poisoning) are invalid.
-    fn invalidate(&self, key: &CacheKey, parts: &request::Parts, resp: &HeaderMap) {
-        self.cache.remove(key);
-        let authority = parts
-            .uri
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .or_else(|| {
-                parts
-                    .headers
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .map(str::to_owned)
-            });
-        let Some(authority) = authority else { return };
-        let scheme = key.url.split("://").next().unwrap_or("http").to_owned();
-        for name in [header::LOCATION, header::CONTENT_LOCATION] {
-            let Some(target) = resp.get(&name).and_then(|v| v.to_str().ok()) else {
-                continue;
-            };
-            let target_key = if target.starts_with('/') {
-                Some(CacheKey::new(&scheme, &authority, target, &self.rules.key))
-            } else {
-                crate::cache::key::key_for_url(target, &self.rules.key)
-                    .ok()
-                    .filter(|k| same_authority(&k.url, &scheme, &authority, &self.rules.key))
-            };
-            if let Some(k) = target_key {
-                self.cache.remove(&k);
-            }
-        }
+    /// The client's scheme: its own connection's, or, for a request another lacquer
+    /// node forwarded (over plain HTTP inside the PoP), the one that node saw.
+    fn client_https(&self, headers: &HeaderMap, client: ClientInfo) -> bool {
+        client.tls
+            || (self.cluster.is_some()
+                && crate::cluster::is_forwarded(headers)
+                && headers
+                    .get("x-forwarded-proto")
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")))
     }
 
     /// Headers every response gets, whatever produced it.
@@ -931,6 +864,69 @@ impl Proxy {
             http::HeaderName::from_static("cache-status"),
             status.header_value(&self.settings.cache_name),
         );
+    }
+
+    /// The Prometheus exposition, with the cache gauges read at scrape time.
+    pub fn metrics_text(&self) -> String {
+        let m = &self.metrics;
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            m.tasks_alive
+                .set(i64::try_from(rt.metrics().num_alive_tasks()).unwrap_or(i64::MAX));
+        }
+        let stats = self.cache.stats();
+        m.cache_objects
+            .set(i64::try_from(stats.objects).unwrap_or(i64::MAX));
+        m.cache_bytes
+            .set(i64::try_from(stats.bytes).unwrap_or(i64::MAX));
+        m.insertions
+            .inner()
+            .store(stats.inserted, std::sync::atomic::Ordering::Relaxed);
+        m.evictions
+            .inner()
+            .store(stats.evicted, std::sync::atomic::Ordering::Relaxed);
+        m.encode_prometheus()
+    }
+
+    /// Pull pre-warm: fetch `url` through the normal request path (coalesced, stored by
+    /// the usual rules) as if a client asked for it, and read the body to the end.
+    /// Returns the status and the Cache-Status result (hit, miss, ...).
+    pub async fn fill(self: &Arc<Self>, url: &str) -> Result<(StatusCode, &'static str), String> {
+        use http_body_util::BodyExt;
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+            return Err(format!("URL {url:?} must be absolute (http://host/path)"));
+        };
+        if scheme != "http" && scheme != "https" {
+            return Err(format!("URL {url:?}: scheme must be http or https"));
+        }
+        let host = HeaderValue::from_str(authority.as_str()).map_err(|e| e.to_string())?;
+        let pq = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        let (mut parts, ()) = Request::builder()
+            .method(Method::GET)
+            .uri(pq.as_str())
+            .header(header::HOST, host)
+            .header(header::USER_AGENT, "lacquer-prewarm")
+            .body(())
+            .map_err(|e| e.to_string())?
+            .into_parts();
+        parts.version = http::Version::HTTP_11;
+        let client = ClientInfo {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: scheme == "https",
+        };
+        let ctx = self
+            .context(&parts, client)
+            .ok_or_else(|| format!("URL {url:?} has no usable host"))?;
+        let (resp, status) = self.lookup(&ctx, Arc::new(parts)).await;
+        let code = resp.status();
+        // Drain rather than collect: a large body that is not stored must not be held.
+        let mut body = std::pin::pin!(resp.into_body());
+        while let Some(frame) = body.frame().await {
+            frame.map_err(|e| format!("body of {url}: {e}"))?;
+        }
+        Ok((code, status.result()))
     }
 }
 
