@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::cache::store::Store;
+use crate::cache::{Cache, Rules};
 use crate::coalesce::Coalescer;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -24,7 +24,7 @@ use bytes::Bytes;
 use crate::config::{self, Config, LimitsConfig, ListenConfig};
 use crate::metrics::Metrics;
 use crate::origin::OriginPool;
-use crate::proxy::{ClientInfo, HeadLimits, Proxy, Settings};
+use crate::proxy::{ClientInfo, HeadLimits, Proxy, Settings, Setup};
 use crate::tls::{self, CertPaths, Tls};
 
 mod activity;
@@ -85,7 +85,7 @@ pub struct Shared {
     /// The cluster view: kept across reloads (purge log, peer health) unless the
     /// `[cluster]` or `[node]` section changed, when a reload builds a new one.
     pub cluster: Arc<arc_swap::ArcSwapOption<crate::cluster::Cluster>>,
-    pub store: Arc<Store>,
+    pub cache: Arc<Cache>,
     pub coalescer: Arc<Coalescer>,
     pub metrics: Arc<Metrics>,
 }
@@ -100,12 +100,12 @@ impl Shared {
             .map_err(StartError::Config)?;
         Ok(Shared {
             cluster: Arc::new(arc_swap::ArcSwapOption::new(cluster)),
-            store: Arc::new(Store::new(cfg.cache.memory, cfg.cache.max_variants)),
-            coalescer: Coalescer::new(
-                cfg.cache.max_waiters,
+            cache: Arc::new(Cache::new(
+                cfg.cache.memory,
+                cfg.cache.max_variants,
                 cfg.cache.hit_for_miss_ttl,
-                cfg.cache.error_backoff,
-            ),
+            )),
+            coalescer: Coalescer::new(cfg.cache.max_waiters, cfg.cache.error_backoff),
             metrics,
         })
     }
@@ -255,10 +255,7 @@ impl Live {
             }
             self.shared.cluster.store(cluster);
         }
-        proxy.origins.spawn_health_checks();
-        if let Some(geo) = &proxy.geo {
-            geo.spawn_health_and_reload();
-        }
+        proxy.spawn_background_tasks();
         self.proxy.store(proxy);
         self.limits.store(Arc::new(cfg.limits.clone()));
         for (tls, paths, config) in kept_tls {
@@ -389,13 +386,11 @@ pub fn build_proxy(
     let settings = Settings {
         cache_name: "lacquer".to_owned(),
         via,
-        max_object_size: c.max_object_size,
         max_body: cfg.limits.max_body,
         body_read_timeout: cfg.limits.body_read_timeout,
         between_bytes_timeout: cfg.upstream.between_bytes_timeout,
         coalesce_timeout: crate::proxy::coalesce_wait_bound(c.coalesce_timeout, &cfg.upstream),
         stale_on_slow: c.stale_on_slow,
-        error_ttl: c.error_ttl,
         purge_allowed,
         access_log: cfg.log.access_log,
         trusted_proxies: cfg.client.trusted_cidrs(),
@@ -413,14 +408,19 @@ pub fn build_proxy(
     } else {
         None
     };
-    Ok(Arc::new(Proxy {
-        store: shared.store.clone(),
-        coalescer: shared.coalescer.clone(),
-        origins,
+    let rules = Rules {
         policy,
-        key_rules,
-        settings,
+        key: key_rules,
+        max_object_size: c.max_object_size,
+        error_ttl: c.error_ttl,
+    };
+    Ok(Proxy::new(Setup {
+        cache: shared.cache.clone(),
+        coalescer: shared.coalescer.clone(),
         metrics,
+        origins,
+        rules,
+        settings,
         geo,
         cluster,
     }))
@@ -433,10 +433,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     if let Some(cluster) = &*shared.cluster.load() {
         cluster.spawn_health_checks();
     }
-    proxy.origins.spawn_health_checks();
-    if let Some(geo) = &proxy.geo {
-        geo.spawn_health_and_reload();
-    }
+    proxy.spawn_background_tasks();
     let (tx, rx) = watch::channel(false);
     let mut bound = Vec::new();
     for l in &cfg.listen {
@@ -812,8 +809,8 @@ async fn read_proxy_header(
         tracing::debug!(%peer, "no valid PROXY protocol header: closing");
         return None;
     };
-    let trusted = &live.proxy().settings.trusted_proxies;
-    let client = crate::geo::proxied_peer(peer, header.source, trusted);
+    let proxy = live.proxy();
+    let client = crate::geo::proxied_peer(peer, header.source, &proxy.settings().trusted_proxies);
     let rest = Bytes::copy_from_slice(buf.get(used..).unwrap_or_default());
     Some((stream, rest, client))
 }

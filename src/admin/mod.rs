@@ -102,11 +102,11 @@ impl Admin {
         let query = parts.uri.query().unwrap_or("");
         let flag =
             |name: &str, value: &str| query.split('&').any(|p| p == format!("{name}={value}"));
-        let (true, Some(cluster)) = (flag("scope", "cluster"), proxy.cluster.clone()) else {
+        let (true, Some(cluster)) = (flag("scope", "cluster"), proxy.cluster().cloned()) else {
             return objects::push(&proxy, parts, body);
         };
         let edges = flag("edges", "true");
-        let key = objects::push_key(parts, &proxy.key_rules)?;
+        let key = objects::push_key(parts, &proxy.rules().key)?;
         let forwarded: String = query
             .split('&')
             .filter(|p| !p.starts_with("scope=") && !p.starts_with("edges="))
@@ -146,18 +146,18 @@ impl Admin {
         let proxy = self.proxy();
         let req: prewarm::PrewarmRequest = input::parse_json(body)?;
         let Some(cluster) = proxy
-            .cluster
-            .clone()
+            .cluster()
+            .cloned()
             .filter(|_| req.scope.as_deref() == Some("cluster"))
         else {
             return self.jobs.start(&proxy, body);
         };
-        prewarm::check_request(&req, &proxy.key_rules)?;
+        prewarm::check_request(&req, &proxy.rules().key)?;
         let pairs: Vec<(String, u128)> = req
             .urls
             .iter()
             .filter_map(|u| {
-                crate::cache::key::key_for_url(u, &proxy.key_rules)
+                crate::cache::key::key_for_url(u, &proxy.rules().key)
                     .ok()
                     .map(|k| (u.clone(), k.hash))
             })
@@ -255,7 +255,7 @@ impl Admin {
                 let body = input::read_body(body, &parts.headers, self.max_body).await?;
                 purge::purge(&self.proxy(), &self.node, &body).await
             }
-            Route::Cluster => match &self.proxy().cluster {
+            Route::Cluster => match self.proxy().cluster() {
                 Some(c) => Ok(json(StatusCode::OK, &c.status_json())),
                 None => Ok(json(
                     StatusCode::OK,
@@ -294,7 +294,7 @@ impl Admin {
     /// Every lacquer metric, in the Prometheus text format.
     fn metrics(&self) -> Response<Body> {
         // moka counts lazily; settle pending work so the numbers are current.
-        self.proxy().store.run_pending_tasks();
+        self.proxy().cache().run_pending_tasks();
         with_type(
             StatusCode::OK,
             self.proxy().metrics_text().into_bytes(),

@@ -157,7 +157,7 @@ impl Jobs {
     /// `POST /prewarm`: validate, register, and start a job; 202 with its id.
     pub fn start(&self, proxy: &Arc<Proxy>, body: &[u8]) -> ApiResult {
         let req: PrewarmRequest = parse_json(body)?;
-        check_request(&req, &proxy.key_rules)?;
+        check_request(&req, &proxy.rules().key)?;
         let (id, total) = self.start_urls(proxy, req.urls, req.concurrency)?;
         #[derive(Serialize)]
         struct Started {
@@ -293,7 +293,7 @@ fn spawn_workers(proxy: &Arc<Proxy>, job: &Arc<Job>, urls: Vec<String>) {
                 };
                 let result = proxy.fill(url).await;
                 let ok = matches!(&result, Ok((status, _)) if status.as_u16() < 400);
-                proxy.metrics.prewarm(if ok { "ok" } else { "failed" });
+                proxy.metrics().prewarm(if ok { "ok" } else { "failed" });
                 job2.record(url, result);
             }
             if left.fetch_sub(1, Ordering::AcqRel) == 1 {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{json, ApiError, ApiResult};
 use super::input::parse_json;
+use crate::cache;
 use crate::cache::key::{key_for_url, CacheKey, KeyRules};
 use crate::cache::store::Purged;
 use crate::cluster::NodeAck;
@@ -67,7 +68,7 @@ struct PurgeResponse {
 
 pub async fn purge(proxy: &Proxy, node: &str, body: &[u8]) -> ApiResult {
     let req: PurgeRequest = parse_json(body)?;
-    let target = target(&req, &proxy.key_rules)?;
+    let target = target(&req, &proxy.rules().key)?;
     let started = std::time::Instant::now();
     let purged = apply(proxy, &target, req.soft);
     let kind = match &target {
@@ -76,7 +77,9 @@ pub async fn purge(proxy: &Proxy, node: &str, body: &[u8]) -> ApiResult {
         Target::Prefix(_) => "prefix",
         Target::All => "all",
     };
-    proxy.metrics.purge(kind, purged.objects, started.elapsed());
+    proxy
+        .metrics()
+        .purge(kind, purged.objects, started.elapsed());
     tracing::info!(target: "lacquer::admin", node, soft = req.soft, urls = purged.urls, objects = purged.objects, what = %describe(&target), "purged");
     let mut nodes = vec![NodeAck {
         node: node.to_string(),
@@ -87,10 +90,7 @@ pub async fn purge(proxy: &Proxy, node: &str, body: &[u8]) -> ApiResult {
         error: None,
     }];
     let mut total = purged;
-    let cluster = proxy
-        .cluster
-        .as_ref()
-        .filter(|_| req.scope == Scope::Cluster);
+    let cluster = proxy.cluster().filter(|_| req.scope == Scope::Cluster);
     if let Some(cluster) = cluster {
         // The body as sent (validated above); the fan-out forces its scope to "node".
         let raw: serde_json::Value = serde_json::from_slice(body)
@@ -207,31 +207,25 @@ fn normalize_prefix(prefix: &str, rules: &KeyRules) -> Result<String, ApiError> 
 }
 
 fn apply(proxy: &Proxy, target: &Target, soft: bool) -> Purged {
-    let store = &proxy.store;
-    let purged = match target {
+    let cache = proxy.cache();
+    match target {
         Target::Urls(keys) => {
             let mut total = Purged::default();
             for key in keys {
-                total += store.purge_url(key, soft);
-                // The URL may have become cacheable: let the next miss queue and store again.
-                proxy.coalescer.clear_hit_for_miss(key.hash);
+                total += cache.purge(cache::Target::Url(key), soft);
             }
             total
         }
         Target::Keys(keys) => {
             let mut total = Purged::default();
             for k in keys {
-                total += store.purge_tag(k, soft);
+                total += cache.purge(cache::Target::Tag(k), soft);
             }
             total
         }
-        Target::Prefix(prefix) => store.purge_prefix(prefix, soft),
-        Target::All => store.purge_all(soft),
-    };
-    if !matches!(target, Target::Urls(_)) {
-        proxy.coalescer.clear_all_hit_for_miss();
+        Target::Prefix(prefix) => cache.purge(cache::Target::Prefix(prefix), soft),
+        Target::All => cache.purge(cache::Target::All, soft),
     }
-    purged
 }
 
 fn describe(target: &Target) -> String {
