@@ -16,15 +16,16 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::cache::{Cache, Rules};
+use crate::cache::Cache;
 use crate::coalesce::Coalescer;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 
 use crate::config::{self, Config, LimitsConfig, ListenConfig};
 use crate::metrics::Metrics;
-use crate::origin::OriginPool;
+use crate::origin::OriginGroups;
 use crate::proxy::{ClientInfo, HeadLimits, Proxy, Settings, Setup};
+use crate::site::Sites;
 use crate::tls::{self, CertPaths, Tls};
 
 mod activity;
@@ -194,7 +195,9 @@ impl Live {
         } else {
             self.shared.cluster.load_full()
         };
-        let proxy = build_proxy(&cfg, &self.shared, cluster.clone()).map_err(|e| e.to_string())?;
+        let running = self.proxy.load_full();
+        let proxy = build_proxy(&cfg, &self.shared, cluster.clone(), Some(&running))
+            .map_err(|e| e.to_string())?;
         let mut kept_tls = Vec::new();
         let mut fresh = Vec::new();
         {
@@ -366,14 +369,15 @@ pub fn build_proxy(
     cfg: &Config,
     shared: &Shared,
     cluster: Option<Arc<crate::cluster::Cluster>>,
+    previous: Option<&Proxy>,
 ) -> Result<Arc<Proxy>, StartError> {
     let metrics = shared.metrics.clone();
-    let origins =
-        OriginPool::new(&cfg.origin, &cfg.upstream, metrics.clone()).map_err(StartError::Config)?;
+    // A group unchanged since the running config keeps its pool: health state,
+    // circuits and idle connections survive the reload.
+    let groups = OriginGroups::build(cfg, previous.map(|p| p.groups().as_ref()), &metrics)
+        .map_err(StartError::Config)?;
+    let sites = Sites::serving(cfg, &groups, &metrics).map_err(StartError::Config)?;
     let c = &cfg.cache;
-    let rules = crate::site::rules::CacheRules::global(c);
-    let policy = rules.policy;
-    let key_rules = rules.key;
     let mut purge_allowed = Vec::new();
     for s in &cfg.admin.purge_allowed {
         purge_allowed.push(
@@ -400,6 +404,10 @@ pub fn build_proxy(
             max_header_bytes: cfg.limits.max_header_bytes,
             max_headers: cfg.limits.max_headers,
         },
+        node: cfg.node.name.clone(),
+        pop: cfg.node.pop.clone().unwrap_or_default(),
+        site_header: cfg.log.site_header,
+        surrogate_control: c.surrogate_control,
     };
     let geo = if cfg.geo.enabled {
         let geo = crate::geo::Geo::new(&cfg.geo, cfg.node.pop.as_deref(), Some(metrics.clone()))
@@ -408,18 +416,13 @@ pub fn build_proxy(
     } else {
         None
     };
-    let rules = Rules {
-        policy,
-        key: key_rules,
-        max_object_size: c.max_object_size,
-        error_ttl: c.error_ttl,
-    };
     Ok(Proxy::new(Setup {
         cache: shared.cache.clone(),
         coalescer: shared.coalescer.clone(),
         metrics,
-        origins,
-        rules,
+        groups: Arc::new(groups),
+        sites,
+        fallback_rules: crate::site::rules::CacheRules::global(c).cache,
         settings,
         geo,
         cluster,
@@ -429,7 +432,7 @@ pub fn build_proxy(
 /// Bind every listener and start serving. Returns once the listeners are bound.
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let shared = Shared::new(&cfg)?;
-    let proxy = build_proxy(&cfg, &shared, shared.cluster.load_full())?;
+    let proxy = build_proxy(&cfg, &shared, shared.cluster.load_full(), None)?;
     if let Some(cluster) = &*shared.cluster.load() {
         cluster.spawn_health_checks();
     }

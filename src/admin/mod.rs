@@ -106,7 +106,7 @@ impl Admin {
             return objects::push(&proxy, parts, body);
         };
         let edges = flag("edges", "true");
-        let key = objects::push_key(parts, &proxy.rules().key)?;
+        let key = objects::push_key(parts, &proxy)?;
         let forwarded: String = query
             .split('&')
             .filter(|p| !p.starts_with("scope=") && !p.starts_with("edges="))
@@ -152,15 +152,11 @@ impl Admin {
         else {
             return self.jobs.start(&proxy, body);
         };
-        prewarm::check_request(&req, &proxy.rules().key)?;
+        prewarm::check_request(&req, &|u| proxy.key_for_url(u))?;
         let pairs: Vec<(String, u128)> = req
             .urls
             .iter()
-            .filter_map(|u| {
-                crate::cache::key::key_for_url(u, &proxy.rules().key)
-                    .ok()
-                    .map(|k| (u.clone(), k.hash))
-            })
+            .filter_map(|u| proxy.key_for_url(u).ok().map(|k| (u.clone(), k.hash)))
             .collect();
         let (mut local, acks) = cluster.prewarm(&pairs, req.concurrency, req.edges).await;
         if req.edges && cluster.role() == crate::config::Role::Edge {
@@ -267,6 +263,15 @@ impl Admin {
                 self.push(&parts, body).await
             }
             Route::InspectObject => objects::inspect(&self.proxy(), &self.node, &parts),
+            Route::Explain => {
+                let q = input::Query::parse(parts.uri.query(), &["url", "method"])?;
+                let url = q.required("url")?;
+                let method = q.get("method").unwrap_or("GET");
+                let proxy = self.proxy();
+                crate::site::explain::explain(proxy.sites(), url, method)
+                    .map(|v| json(StatusCode::OK, &v))
+                    .map_err(ApiError::bad_request)
+            }
             Route::StartPrewarm => {
                 let body = input::read_body(body, &parts.headers, self.max_body).await?;
                 self.prewarm(&body).await
@@ -325,6 +330,8 @@ enum Route {
     Purge,
     PushObject,
     InspectObject,
+    /// `GET /route?url=`: the site, origin group, rules and key a URL gets.
+    Explain,
     StartPrewarm,
     PrewarmStatus(String),
     CancelPrewarm(String),
@@ -341,6 +348,7 @@ impl Route {
             "/metrics" => only(&m, "GET", Route::Metrics),
             "/purge" => only(&m, "POST", Route::Purge),
             "/cluster" => only(&m, "GET", Route::Cluster),
+            "/route" => only(&m, "GET", Route::Explain),
             "/reload" => only(&m, "POST", Route::Reload),
             "/prewarm" => only(&m, "POST", Route::StartPrewarm),
             "/objects" => match m {
@@ -355,7 +363,7 @@ impl Route {
                     _ => Route::Refused(ApiError::method_not_allowed("GET, DELETE")),
                 },
                 _ => Route::Refused(ApiError::not_found(format!(
-                    "no admin endpoint {path:?} (see /purge, /objects, /prewarm, /health, /ready, /metrics)"
+                    "no admin endpoint {path:?} (see /purge, /objects, /prewarm, /route, /health, /ready, /metrics)"
                 ))),
             },
         }

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::error::{json, ApiError, ApiResult};
 use super::input::Query;
 use crate::cache::control::DELTA_SECONDS_MAX;
-use crate::cache::key::{key_for_url, CacheKey, KeyRules};
+use crate::cache::key::CacheKey;
 use crate::cache::object::{Object, Source};
 use crate::cache::policy;
 use crate::cache::store::Rejected;
@@ -41,9 +41,11 @@ const REQUEST_ONLY: [HeaderName; 16] = [
 ];
 
 /// The `url=` parameter as a cache key, like a request for that URL would compute it.
-fn url_key(q: &Query, rules: &KeyRules) -> Result<CacheKey, ApiError> {
+fn url_key(q: &Query, proxy: &Proxy) -> Result<CacheKey, ApiError> {
     let url = q.required("url")?;
-    key_for_url(url, rules).map_err(|e| ApiError::bad_request(format!("url {url:?}: {e}")))
+    proxy
+        .key_for_url(url)
+        .map_err(|e| ApiError::bad_request(format!("url {url:?}: {e}")))
 }
 
 /// What a push asked for, from its query.
@@ -55,16 +57,16 @@ struct PushParams {
 }
 
 /// The cache key a push targets (validates the whole query on the way).
-pub fn push_key(parts: &request::Parts, rules: &KeyRules) -> Result<CacheKey, ApiError> {
-    Ok(push_params(parts, rules)?.key)
+pub fn push_key(parts: &request::Parts, proxy: &Proxy) -> Result<CacheKey, ApiError> {
+    Ok(push_params(parts, proxy)?.key)
 }
 
-fn push_params(parts: &request::Parts, rules: &KeyRules) -> Result<PushParams, ApiError> {
+fn push_params(parts: &request::Parts, proxy: &Proxy) -> Result<PushParams, ApiError> {
     let q = Query::parse(
         parts.uri.query(),
         &["url", "status", "ttl", "version", "scope", "edges"],
     )?;
-    let key = url_key(&q, rules)?;
+    let key = url_key(&q, proxy)?;
     let status = match q.number::<u16>("status")? {
         None => StatusCode::OK,
         Some(s) => StatusCode::from_u16(s)
@@ -139,8 +141,8 @@ struct Pushed<'a> {
 }
 
 pub fn push(proxy: &Proxy, parts: &request::Parts, body: Bytes) -> ApiResult {
-    let rules = proxy.rules();
-    let p = push_params(parts, &rules.key)?;
+    let p = push_params(parts, proxy)?;
+    let rules = proxy.rules_for(&p.key.url);
     if body.len() as u64 > rules.max_object_size {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -232,7 +234,7 @@ struct VariantView {
 
 pub fn inspect(proxy: &Proxy, node: &str, parts: &request::Parts) -> ApiResult {
     let q = Query::parse(parts.uri.query(), &["url"])?;
-    let key = url_key(&q, &proxy.rules().key)?;
+    let key = url_key(&q, proxy)?;
     let variants = proxy.cache().variants(&key);
     if variants.is_empty() {
         return Err(ApiError::not_found(format!(

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{json, ApiError, ApiResult};
 use super::input::parse_json;
 use crate::cache;
-use crate::cache::key::{key_for_url, CacheKey, KeyRules};
+use crate::cache::key::CacheKey;
 use crate::cache::store::Purged;
 use crate::cluster::NodeAck;
 use crate::proxy::Proxy;
@@ -68,7 +68,7 @@ struct PurgeResponse {
 
 pub async fn purge(proxy: &Proxy, node: &str, body: &[u8]) -> ApiResult {
     let req: PurgeRequest = parse_json(body)?;
-    let target = target(&req, &proxy.rules().key)?;
+    let target = target(&req, &|u| proxy.key_for_url(u))?;
     let started = std::time::Instant::now();
     let purged = apply(proxy, &target, req.soft);
     let kind = match &target {
@@ -127,7 +127,11 @@ pub async fn purge(proxy: &Proxy, node: &str, body: &[u8]) -> ApiResult {
 
 /// Exactly one kind of target; everything checked before anything is purged, so a
 /// bad entry in a list purges nothing rather than half of it.
-fn target(req: &PurgeRequest, rules: &KeyRules) -> Result<Target, ApiError> {
+/// `keys` gives an operator URL's cache key (under the key rules of its site).
+fn target(
+    req: &PurgeRequest,
+    keys: &dyn Fn(&str) -> Result<CacheKey, String>,
+) -> Result<Target, ApiError> {
     let given = [
         req.urls.is_some(),
         req.surrogate_keys.is_some(),
@@ -151,9 +155,7 @@ fn target(req: &PurgeRequest, rules: &KeyRules) -> Result<Target, ApiError> {
         check_count("urls", urls.len())?;
         return urls
             .iter()
-            .map(|u| {
-                key_for_url(u, rules).map_err(|e| ApiError::bad_request(format!("url {u:?}: {e}")))
-            })
+            .map(|u| keys(u).map_err(|e| ApiError::bad_request(format!("url {u:?}: {e}"))))
             .collect::<Result<_, _>>()
             .map(Target::Urls);
     }
@@ -165,7 +167,7 @@ fn target(req: &PurgeRequest, rules: &KeyRules) -> Result<Target, ApiError> {
         return Ok(Target::Keys(keys.clone()));
     }
     if let Some(prefix) = &req.prefix {
-        return normalize_prefix(prefix, rules).map(Target::Prefix);
+        return normalize_prefix(prefix, keys).map(Target::Prefix);
     }
     match req.all {
         Some(true) => Ok(Target::All),
@@ -200,9 +202,11 @@ fn check_surrogate_key(k: &str) -> Result<(), ApiError> {
 /// A prefix is normalized like a URL (scheme and host lowercased, default port
 /// dropped...) so it matches the stored keys. It must name at least a host:
 /// `{"all": true}` is the explicit way to purge everything.
-fn normalize_prefix(prefix: &str, rules: &KeyRules) -> Result<String, ApiError> {
-    let key = key_for_url(prefix, rules)
-        .map_err(|e| ApiError::bad_request(format!("prefix {prefix:?}: {e}")))?;
+fn normalize_prefix(
+    prefix: &str,
+    keys: &dyn Fn(&str) -> Result<CacheKey, String>,
+) -> Result<String, ApiError> {
+    let key = keys(prefix).map_err(|e| ApiError::bad_request(format!("prefix {prefix:?}: {e}")))?;
     Ok(key.url.to_string())
 }
 
@@ -243,7 +247,9 @@ mod tests {
 
     fn parse(body: &str) -> Result<Target, ApiError> {
         let req: PurgeRequest = parse_json(body.as_bytes())?;
-        target(&req, &KeyRules::default())
+        target(&req, &|u| {
+            crate::cache::key::key_for_url(u, &crate::cache::key::KeyRules::default())
+        })
     }
 
     #[test]

@@ -590,6 +590,8 @@ pub struct LogConfig {
     pub level: String,
     pub format: LogFormat,
     pub access_log: bool,
+    /// Name the site that served each response in `X-Lacquer-Site` (for debugging).
+    pub site_header: bool,
 }
 
 impl Default for LogConfig {
@@ -598,6 +600,7 @@ impl Default for LogConfig {
             level: "info".to_string(),
             format: LogFormat::Plain,
             access_log: true,
+            site_header: false,
         }
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::cache::key::CacheKey;
 use crate::cache::policy::RequestDirectives;
 use crate::cache::Rules;
+use crate::site::Site;
 
 use super::ClientInfo;
 
@@ -22,7 +23,15 @@ pub struct Ctx {
     pub https: bool,
     /// The request's Cache-Control (parsed once, here), credentials and Cookie.
     pub asked: RequestDirectives,
-    /// The cache policy, key rules and size limits the request is served under: the
-    /// proxy's own, built once per reload (the matched site's, once there are sites).
-    pub rules: Arc<Rules>,
+    /// The site the request was routed to: its origin group, its cache rules (policy,
+    /// key rules, size limits) and edits. Held for the whole request, so a reload never
+    /// changes the rules of a request in flight.
+    pub site: Arc<Site>,
+}
+
+impl Ctx {
+    /// The cache rules the request is served under (its site's).
+    pub fn rules(&self) -> &Rules {
+        &self.site.rules().cache
+    }
 }

@@ -49,7 +49,7 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
     let key = &ctx.key;
     let request_time = SystemTime::now();
     let started = Instant::now();
-    let upstream = proxy.upstream(key, origin_request);
+    let upstream = proxy.upstream(&ctx, origin_request);
     let answer = if writer.abortable() {
         tokio::select! {
             answer = upstream => answer,
@@ -89,6 +89,7 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
     let bad_framing = parts.headers.contains_key(header::TRANSFER_ENCODING)
         && parts.headers.contains_key(header::CONTENT_LENGTH);
     headers::strip_hop_by_hop(&mut parts.headers);
+    ctx.site.rules().on_response(&mut parts.headers);
     if parts.status.is_server_error() {
         proxy.coalescer.mark_failed(key.hash);
     } else {
@@ -108,7 +109,7 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
 
     if parts.status == StatusCode::NOT_MODIFIED {
         if let Some(old) = stale.as_ref() {
-            let refreshed = proxy.cache.refresh(key, old, &fetched, &ctx.rules);
+            let refreshed = proxy.cache.refresh(key, old, &fetched, ctx.rules());
             if refreshed.kept {
                 undo_on_desync(&proxy, exchange.as_ref(), key);
             }
@@ -117,7 +118,7 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
         }
     }
 
-    let admission = proxy.cache.admit(key, &fetched, &ctx.rules);
+    let admission = proxy.cache.admit(key, &fetched, ctx.rules());
     let shareable = admission.shareable();
     let admitted = match &admission {
         Admission::Store(admitted) if keep_locally => Some(admitted),

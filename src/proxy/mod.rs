@@ -27,7 +27,9 @@ use crate::cache::{vary, Cache, Rules, Target};
 use crate::coalesce::{Coalescer, Join, Outcome, Waiter};
 use crate::config::Cidr;
 use crate::failure::{FetchFailure, Kind, Source};
-use crate::origin::{OriginPool, OriginRequest};
+use crate::origin::{OriginError, OriginGroups, OriginRequest};
+use crate::site::template::Vars;
+use crate::site::{Routed, Site, Sites};
 use context::Ctx;
 use respond::{synthetic, CacheStatus};
 
@@ -51,6 +53,13 @@ pub struct Settings {
     pub unkeyed_headers: headers::NameList,
     /// Request head bounds (`[limits]`), checked the same on both protocols.
     pub head: HeadLimits,
+    /// `[node] name` and `pop`, for site templates.
+    pub node: String,
+    pub pop: String,
+    /// `[log] site_header`: name the site in `X-Lacquer-Site`.
+    pub site_header: bool,
+    /// `[cache] surrogate_control`: Surrogate-Control is for this cache, not clients.
+    pub surrogate_control: bool,
 }
 
 /// Bounds on a request head, the same on HTTP/1.1 and HTTP/2 (`[limits]`).
@@ -65,9 +74,12 @@ pub struct HeadLimits {
 pub struct Proxy {
     cache: Arc<Cache>,
     coalescer: Arc<Coalescer>,
-    origins: Arc<OriginPool>,
-    /// The rules requests are cached under, built once per reload.
-    rules: Arc<Rules>,
+    /// The origin groups; a group unchanged by a reload keeps its pool.
+    groups: Arc<OriginGroups>,
+    /// Where each request goes and under which rules, built once per reload.
+    sites: Arc<Sites>,
+    /// `[cache]`'s rules, for an operator's URL that no site takes.
+    fallback_rules: Rules,
     settings: Settings,
     metrics: Arc<crate::metrics::Metrics>,
     /// Geo-routing, when `[geo] enabled`.
@@ -82,8 +94,9 @@ pub struct Setup {
     pub cache: Arc<Cache>,
     pub coalescer: Arc<Coalescer>,
     pub metrics: Arc<crate::metrics::Metrics>,
-    pub origins: Arc<OriginPool>,
-    pub rules: Rules,
+    pub groups: Arc<OriginGroups>,
+    pub sites: Sites,
+    pub fallback_rules: Rules,
     pub settings: Settings,
     pub geo: Option<Arc<crate::geo::Geo>>,
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
@@ -119,8 +132,9 @@ impl Proxy {
             cache,
             coalescer,
             metrics,
-            origins,
-            rules,
+            groups,
+            sites,
+            fallback_rules,
             settings,
             geo,
             cluster,
@@ -128,8 +142,9 @@ impl Proxy {
         Arc::new(Proxy {
             cache,
             coalescer,
-            origins,
-            rules: Arc::new(rules),
+            groups,
+            sites: Arc::new(sites),
+            fallback_rules,
             settings,
             metrics,
             geo,
@@ -140,7 +155,7 @@ impl Proxy {
     /// Start what this configuration runs in the background: origin health checks,
     /// and the geo database and PoP health refreshes.
     pub fn spawn_background_tasks(&self) {
-        self.origins.spawn_health_checks();
+        self.groups.spawn_health_checks();
         if let Some(geo) = &self.geo {
             geo.spawn_health_and_reload();
         }
@@ -150,9 +165,37 @@ impl Proxy {
         &self.cache
     }
 
-    /// The rules requests are cached under (policy, key rules, size limits).
-    pub fn rules(&self) -> &Rules {
-        &self.rules
+    /// The sites requests are routed to.
+    pub fn sites(&self) -> &Sites {
+        &self.sites
+    }
+
+    /// The origin groups (kept across a reload while unchanged).
+    pub fn groups(&self) -> &Arc<OriginGroups> {
+        &self.groups
+    }
+
+    /// The cache key of an operator's absolute URL (purge, push, inspect, pre-warm),
+    /// under the key rules of the site a GET for it is routed to.
+    pub fn key_for_url(&self, url: &str) -> Result<CacheKey, String> {
+        crate::cache::key::key_for_url(url, &self.rules_for(url).key)
+    }
+
+    /// The cache rules of the site a GET for the absolute `url` goes to; the node's own
+    /// (`[cache]`) when no site takes it.
+    pub fn rules_for(&self, url: &str) -> &Rules {
+        let routed = url.parse::<http::Uri>().ok().and_then(|uri| {
+            let https = uri.scheme_str() == Some("https");
+            let authority = uri.authority()?;
+            match self
+                .sites
+                .route(authority.as_str(), uri.path(), &Method::GET, https)
+            {
+                Routed::Site(site) => Some(&site.rules().cache),
+                _ => None,
+            }
+        });
+        routed.unwrap_or(&self.fallback_rules)
     }
 
     pub fn settings(&self) -> &Settings {
@@ -180,17 +223,17 @@ impl Proxy {
             .settings
             .access_log
             .then(|| (parts.method.clone(), parts.uri.clone()));
-        let (mut resp, status) = match self.geo_step(&mut parts, client) {
-            Err(resp) => (*resp, CacheStatus::default()),
+        let (mut resp, status, site) = match self.geo_step(&mut parts, client) {
+            Err(resp) => (*resp, CacheStatus::default(), None),
             Ok(pop) => {
-                let (mut resp, status) = self.route(parts, body, client).await;
+                let (mut resp, status, site) = self.route(parts, body, client).await;
                 if let Some(v) = pop {
                     resp.headers_mut().insert(crate::geo::POP_HEADER, v);
                 }
-                (resp, status)
+                (resp, status, site)
             }
         };
-        self.finish_response(&mut resp, &status);
+        self.finish_response(&mut resp, &status, site.as_deref());
         let declared = headers::content_length(resp.headers());
         self.metrics.request(
             status.result(),
@@ -198,6 +241,9 @@ impl Proxy {
             declared,
             started.elapsed(),
         );
+        if let Some(m) = site.as_ref().and_then(|s| s.meters()) {
+            m.request(status.result(), resp.status().as_u16());
+        }
         if let Some((method, uri)) = logged {
             tracing::info!(
                 target: "lacquer::access",
@@ -245,36 +291,162 @@ impl Proxy {
         }
     }
 
-    /// Steps: limits, key and context, classify; then pass it through or look it up.
+    /// Steps: limits, site, key and context, classify; then pass it through or look it
+    /// up. Returns the site the request was served under, for the response's edits.
     async fn route(
         self: &Arc<Self>,
-        parts: request::Parts,
+        mut parts: request::Parts,
         body: Incoming,
         client: ClientInfo,
-    ) -> (Response<ProxyBody>, CacheStatus) {
+    ) -> (Response<ProxyBody>, CacheStatus, Option<Arc<Site>>) {
         if let Some(resp) = self.reject_bad_request(&parts) {
-            return (resp, CacheStatus::default());
+            return (resp, CacheStatus::default(), None);
         }
-        let Some(ctx) = self.context(&parts, client) else {
+        let https = self.client_https(&parts.headers, client);
+        let site = match self.site_of(&parts, https) {
+            Ok(site) => site,
+            Err((code, why)) => return (synthetic(code, why), CacheStatus::default(), None),
+        };
+        let who = crate::geo::client::client_ip(
+            client.addr.ip(),
+            &parts.headers,
+            &self.settings.trusted_proxies,
+        );
+        if let Some(resp) = self.answer_without_origin(&site, &parts, who, https) {
+            return (resp, CacheStatus::default(), Some(site));
+        }
+        // Before the key and the directives: what the site strips is gone for both.
+        let rules = site.rules();
+        let cookie_pass = rules.cookies.apply(&mut parts.headers);
+        if site.key_cookies() {
+            crate::site::rules::set_cookie_fields(&mut parts.headers, &rules.key_headers);
+        }
+        let edited = (!site.response_edits().is_empty()).then(|| {
+            let host = authority_of(&parts).unwrap_or_default().to_owned();
+            (parts.uri.clone(), host)
+        });
+        let Some(ctx) = self.context(&parts, client, https, site.clone()) else {
             return (
                 synthetic(StatusCode::BAD_REQUEST, "missing or invalid Host"),
                 CacheStatus::default(),
+                Some(site),
             );
         };
+        let (mut resp, status) = self.classify(&ctx, parts, body, cookie_pass).await;
+        if let Some((uri, host)) = edited {
+            let vars = self.vars(&site, &uri, &host, who, https, status.result());
+            site.response_edits().apply(resp.headers_mut(), &vars);
+        }
+        (resp, status, Some(site))
+    }
+
+    /// Step: site. The first site whose rules match, else the default site; without
+    /// one, 421 for a host no site serves and 404 for the rest.
+    fn site_of(
+        &self,
+        parts: &request::Parts,
+        https: bool,
+    ) -> Result<Arc<Site>, (StatusCode, &'static str)> {
+        let Some(authority) = authority_of(parts) else {
+            return Err((StatusCode::BAD_REQUEST, "missing or invalid Host"));
+        };
+        match self
+            .sites
+            .route(authority, parts.uri.path(), &parts.method, https)
+        {
+            Routed::Site(site) => Ok(site.clone()),
+            Routed::Misdirected => Err((
+                StatusCode::MISDIRECTED_REQUEST,
+                "no site is configured for this host",
+            )),
+            Routed::NotFound => Err((StatusCode::NOT_FOUND, "not found")),
+        }
+    }
+
+    /// Step: answers without an origin, in this order: access (403), rate limit (429),
+    /// the site's redirect or fixed response.
+    fn answer_without_origin(
+        &self,
+        site: &Site,
+        parts: &request::Parts,
+        who: IpAddr,
+        https: bool,
+    ) -> Option<Response<ProxyBody>> {
+        if !site.permits(who) {
+            return Some(synthetic(StatusCode::FORBIDDEN, "forbidden"));
+        }
+        if let Some(limiter) = site.limiter() {
+            if let Err(wait) = limiter.check(who, Instant::now()) {
+                if let Some(m) = site.meters() {
+                    m.rate_limited();
+                }
+                let mut resp = synthetic(StatusCode::TOO_MANY_REQUESTS, "too many requests");
+                resp.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    crate::site::ratelimit::retry_after(wait),
+                );
+                return Some(resp);
+            }
+        }
+        let answer = site.answer()?;
+        let host = authority_of(parts).unwrap_or_default();
+        let mut resp = answer.response(&self.vars(site, &parts.uri, host, who, https, ""));
+        if parts.method == Method::HEAD {
+            *resp.body_mut() = ProxyBody::empty();
+        }
+        Some(resp)
+    }
+
+    /// What a site's templates may use about this request.
+    fn vars<'a>(
+        &'a self,
+        site: &'a Site,
+        uri: &'a http::Uri,
+        host: &'a str,
+        client: IpAddr,
+        https: bool,
+        cache: &'a str,
+    ) -> Vars<'a> {
+        Vars {
+            client_ip: client,
+            host,
+            path: uri.path(),
+            query: uri.query().unwrap_or_default(),
+            scheme: if https { "https" } else { "http" },
+            pop: &self.settings.pop,
+            node: &self.settings.node,
+            site: site.name(),
+            cache,
+        }
+    }
+
+    /// Step: classify. PURGE, requests the cache must not answer (a body, an unsafe
+    /// method, `no-store`-ish directives, a passing site or cookie) go through; the
+    /// rest are looked up.
+    async fn classify(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        parts: request::Parts,
+        body: Incoming,
+        cookie_pass: bool,
+    ) -> (Response<ProxyBody>, CacheStatus) {
         if parts.method.as_str() == "PURGE" {
-            return (self.purge(&ctx), CacheStatus::default());
+            return (self.purge(ctx), CacheStatus::default());
         }
         let has_body = headers::content_length(&parts.headers).is_some_and(|n| n > 0)
             || parts.headers.contains_key(header::TRANSFER_ENCODING);
-        // `cookie_requests = "pass"` is a pass, as in Varnish's builtin VCL: a Cookie
-        // usually means a personalised page, and an origin's `public` on it is a bug
-        // the cache must not turn into one user's page served to everyone.
-        let cookie_pass = ctx.rules.policy.cookie_requests_pass && ctx.asked.cookie;
-        if !policy::request_cacheable_with(&parts.method, &ctx.asked) || has_body || cookie_pass {
-            return self.pass_through(&ctx, parts, body).await;
+        // A Cookie left under `cookies = "pass"` is a pass, as in Varnish's builtin VCL:
+        // a Cookie usually means a personalised page, and an origin's `public` on it is
+        // a bug the cache must not turn into one user's page served to everyone.
+        if ctx.site.rules().pass
+            || cookie_pass
+            || has_body
+            || !policy::request_cacheable_with(&parts.method, &ctx.asked)
+        {
+            return self.pass_through(ctx, parts, body).await;
         }
         drop(body);
-        self.lookup(&ctx, Arc::new(parts)).await
+        self.lookup(ctx, Arc::new(parts)).await
     }
 
     /// Step: limits that hyper does not enforce itself.
@@ -338,20 +510,24 @@ impl Proxy {
     }
 
     /// Step: key and context. What every later step needs to know about the request,
-    /// worked out once: its key, the client's scheme, its own cache directives, and the
-    /// rules it is served under. None without a usable authority.
-    fn context(&self, parts: &request::Parts, client: ClientInfo) -> Option<Ctx> {
-        let https = self.client_https(&parts.headers, client);
-        let rules = self.rules.clone();
+    /// worked out once: its key under its site's rules, the client's scheme, its own
+    /// cache directives, and the site. None without a usable authority.
+    fn context(
+        &self,
+        parts: &request::Parts,
+        client: ClientInfo,
+        https: bool,
+        site: Arc<Site>,
+    ) -> Option<Ctx> {
         let authority = authority_of(parts)?;
         let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let scheme = if https { "https" } else { "http" };
         Some(Ctx {
-            key: CacheKey::new(scheme, authority, pq, &rules.key),
+            key: CacheKey::new(scheme, authority, pq, &site.rules().cache.key),
             client,
             https,
             asked: RequestDirectives::of(&parts.headers),
-            rules,
+            site,
         })
     }
 
@@ -394,7 +570,7 @@ impl Proxy {
         let req_body = ProxyBody::stream(body, self.settings.body_read_timeout, Some(limit));
         let origin_req = self.origin_request(ctx, &parts, req_body, false);
         let status = CacheStatus::fwd(if unsafe_method { "method" } else { "bypass" });
-        match self.upstream(&ctx.key, origin_req).await {
+        match self.upstream(ctx, origin_req).await {
             Ok((resp, _)) => {
                 let (mut rparts, rbody) = resp.into_parts();
                 headers::strip_hop_by_hop(&mut rparts.headers);
@@ -429,7 +605,7 @@ impl Proxy {
     /// RFC 9111 4.4: after an unsafe method succeeds, the target URI and the URIs in
     /// Location / Content-Location (same authority only, against poisoning) are invalid.
     fn invalidate(&self, ctx: &Ctx, parts: &request::Parts, resp: &HeaderMap) {
-        let (key, rules) = (&ctx.key, &ctx.rules.key);
+        let (key, rules) = (&ctx.key, &ctx.rules().key);
         self.cache.remove(key);
         let authority = parts
             .uri
@@ -756,9 +932,10 @@ impl Proxy {
     /// forwarded (hop marker), and an edge with no live shard use the origin pool.
     pub async fn upstream(
         &self,
-        key: &CacheKey,
+        ctx: &Ctx,
         req: OriginRequest,
     ) -> Result<(Response<Incoming>, Upstream), FetchFailure> {
+        let key = &ctx.key;
         let req = match &self.cluster {
             Some(cluster) if cluster.forwards(&req.headers) => match cluster.send(key, req).await {
                 Ok(resp) => return Ok((resp, Upstream::Shard)),
@@ -777,7 +954,11 @@ impl Proxy {
             },
             _ => req,
         };
-        match self.origins.send(req).await {
+        // The site's origin group; a `hash` group places the request by its cache key.
+        let Some(group) = ctx.site.group() else {
+            return Err(OriginError::NoOrigin.failure());
+        };
+        match group.send_with_affinity(req, key.hash).await {
             Ok(resp) => Ok((resp, Upstream::Origin)),
             Err(e) => {
                 tracing::warn!(url = %key.url, error = %e, "origin fetch failed");
@@ -820,6 +1001,23 @@ impl Proxy {
             http::HeaderName::from_static("x-forwarded-proto"),
             HeaderValue::from_static(if ctx.https { "https" } else { "http" }),
         );
+        let site = &ctx.site;
+        if site.key_cookies() {
+            // Internal key fields; the origin sees the cookies themselves.
+            for field in &site.rules().key_headers {
+                h.remove(field);
+            }
+        }
+        if !site.request_edits().is_empty() {
+            let who = crate::geo::client::client_ip(
+                ctx.client.addr.ip(),
+                &parts.headers,
+                &self.settings.trusted_proxies,
+            );
+            let host = authority_of(parts).unwrap_or_default();
+            let vars = self.vars(site, &parts.uri, host, who, ctx.https, "");
+            site.request_edits().apply(&mut h, &vars);
+        }
         let method = if fill {
             headers::strip_client_conditionals(&mut h);
             Method::GET
@@ -852,10 +1050,25 @@ impl Proxy {
     }
 
     /// Headers every response gets, whatever produced it.
-    fn finish_response(&self, resp: &mut Response<ProxyBody>, status: &CacheStatus) {
+    fn finish_response(
+        &self,
+        resp: &mut Response<ProxyBody>,
+        status: &CacheStatus,
+        site: Option<&Site>,
+    ) {
         let h = resp.headers_mut();
         headers::strip_hop_by_hop(h);
-        if self.rules.policy.surrogate_control {
+        if let Some(site) = site {
+            if site.key_cookies() {
+                headers::public_vary(h);
+            }
+            if self.settings.site_header {
+                if let Ok(v) = HeaderValue::from_str(site.name()) {
+                    h.insert(http::HeaderName::from_static("x-lacquer-site"), v);
+                }
+            }
+        }
+        if self.settings.surrogate_control {
             // Surrogate-Control is addressed to caches like this one, not to clients.
             h.remove(http::HeaderName::from_static("surrogate-control"));
         }
@@ -872,6 +1085,11 @@ impl Proxy {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             m.tasks_alive
                 .set(i64::try_from(rt.metrics().num_alive_tasks()).unwrap_or(i64::MAX));
+        }
+        for site in self.sites.all() {
+            if let (Some(limiter), Some(m)) = (site.limiter(), site.meters()) {
+                m.clients(limiter.tracked());
+            }
         }
         let stats = self.cache.stats();
         m.cache_objects
@@ -916,8 +1134,12 @@ impl Proxy {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls: scheme == "https",
         };
+        let https = scheme == "https";
+        let site = self
+            .site_of(&parts, https)
+            .map_err(|(code, why)| format!("URL {url:?}: {code} {why}"))?;
         let ctx = self
-            .context(&parts, client)
+            .context(&parts, client, https, site)
             .ok_or_else(|| format!("URL {url:?} has no usable host"))?;
         let (resp, status) = self.lookup(&ctx, Arc::new(parts)).await;
         let code = resp.status();

@@ -39,7 +39,7 @@ pub fn explain(sites: &Sites, url: &str, method: &str) -> Result<Value, String> 
         }
     };
     let rules = site.rules();
-    let key = CacheKey::new(scheme, authority.as_str(), pq, &rules.key);
+    let key = CacheKey::new(scheme, authority.as_str(), pq, &rules.cache.key);
     let cache: serde_json::Map<String, Value> = rules
         .summary()
         .into_iter()

@@ -19,6 +19,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::config::{Config, SiteConfig, DEFAULT_GROUP, DEFAULT_SITE};
+use crate::metrics::{Metrics, SiteMeters};
 use crate::origin::{OriginGroups, OriginPool};
 use answer::{Access, Answer};
 use edit::HeaderEdit;
@@ -38,6 +39,18 @@ pub struct Site {
     answer: Option<Answer>,
     request_edits: HeaderEdit,
     response_edits: HeaderEdit,
+    /// Some of the key's fields carry cookies (`key.cookies`).
+    key_cookies: bool,
+    meters: Option<SiteMeters>,
+}
+
+impl std::fmt::Debug for Site {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Site")
+            .field("name", &self.name)
+            .field("group", &self.group_name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Site {
@@ -71,6 +84,32 @@ impl Site {
     pub fn response_edits(&self) -> &HeaderEdit {
         &self.response_edits
     }
+    /// The site keys by cookies: their values travel in internal request fields.
+    pub fn key_cookies(&self) -> bool {
+        self.key_cookies
+    }
+    pub fn meters(&self) -> Option<&SiteMeters> {
+        self.meters.as_ref()
+    }
+
+    fn new(name: &str, group_name: &str, rules: CacheRules) -> Site {
+        Site {
+            name: Arc::from(name),
+            group_name: Arc::from(group_name),
+            group: None,
+            key_cookies: rules
+                .key_headers
+                .iter()
+                .any(|h| h.as_str().starts_with(rules::COOKIE_FIELD_PREFIX)),
+            rules,
+            access: None,
+            limiter: None,
+            answer: None,
+            request_edits: HeaderEdit::default(),
+            response_edits: HeaderEdit::default(),
+            meters: None,
+        }
+    }
 }
 
 /// Where a request goes.
@@ -90,30 +129,46 @@ pub struct Sites {
 }
 
 impl Sites {
-    /// Compile the sites of a validated config. `groups` gives each its pool (None:
-    /// explain only, no pools).
+    /// Compile the sites of a validated config. `groups` gives each its pool and
+    /// `metrics` its meters (None: explain only).
     pub fn build(cfg: &Config, groups: Option<&OriginGroups>) -> Result<Sites, String> {
+        Sites::build_with(cfg, groups, None)
+    }
+
+    /// [`Sites::build`] for serving: with pools and meters.
+    pub fn serving(
+        cfg: &Config,
+        groups: &OriginGroups,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Sites, String> {
+        Sites::build_with(cfg, Some(groups), Some(metrics))
+    }
+
+    fn build_with(
+        cfg: &Config,
+        groups: Option<&OriginGroups>,
+        metrics: Option<&Arc<Metrics>>,
+    ) -> Result<Sites, String> {
         let pool = |name: &str| groups.and_then(|g| g.get(name).cloned());
         let mut sites = Vec::with_capacity(cfg.site.len());
         for s in &cfg.site {
-            sites.push(Arc::new(compile(cfg, s, &pool)?));
+            let mut site = compile(cfg, s)?;
+            site.group = pool(&site.group_name);
+            site.meters = metrics.map(|m| m.site_meters(&site.name));
+            sites.push(Arc::new(site));
         }
         let rules: Vec<MatchRule> = cfg.site.iter().map(MatchRule::of).collect();
         let router = Router::new(&rules)?;
         // Today's single-pool form stays the default; with sites and no `[[origin]]`,
         // what matches no site is refused.
         let default = (cfg.site.is_empty() || !cfg.origin.is_empty()).then(|| {
-            Arc::new(Site {
-                name: Arc::from(DEFAULT_SITE),
-                group_name: Arc::from(DEFAULT_GROUP),
-                group: pool(DEFAULT_GROUP),
-                rules: CacheRules::global(&cfg.cache),
-                access: None,
-                limiter: None,
-                answer: None,
-                request_edits: HeaderEdit::default(),
-                response_edits: HeaderEdit::default(),
-            })
+            let mut site = Site::new(DEFAULT_SITE, DEFAULT_GROUP, CacheRules::global(&cfg.cache));
+            site.group = pool(DEFAULT_GROUP);
+            // Without sites, the per-site series would only repeat the node's own.
+            if !cfg.site.is_empty() {
+                site.meters = metrics.map(|m| m.site_meters(DEFAULT_SITE));
+            }
+            Arc::new(site)
         });
         Ok(Sites {
             router,
@@ -148,26 +203,22 @@ impl Sites {
     }
 }
 
-fn compile(
-    cfg: &Config,
-    s: &SiteConfig,
-    pool: &dyn Fn(&str) -> Option<Arc<OriginPool>>,
-) -> Result<Site, String> {
+fn compile(cfg: &Config, s: &SiteConfig) -> Result<Site, String> {
     let at = |e: String| format!("site {:?}: {e}", s.name);
     let group_name = s.origin_group.as_deref().unwrap_or(DEFAULT_GROUP);
     let access = (!s.allow.is_empty() || !s.deny.is_empty())
         .then(|| Access::compile(&s.allow, &s.deny))
         .transpose()
         .map_err(at)?;
-    Ok(Site {
-        name: Arc::from(s.name.as_str()),
-        group_name: Arc::from(group_name),
-        group: pool(group_name),
-        rules: CacheRules::for_site(&cfg.cache, &s.cache),
-        access,
-        limiter: s.rate_limit.as_ref().map(RateLimiter::new),
-        answer: Answer::compile(s).map_err(at)?,
-        request_edits: HeaderEdit::compile(&s.request_headers, false).map_err(at)?,
-        response_edits: HeaderEdit::compile(&s.response_headers, true).map_err(at)?,
-    })
+    let mut site = Site::new(
+        &s.name,
+        group_name,
+        CacheRules::for_site(&cfg.cache, &s.cache),
+    );
+    site.access = access;
+    site.limiter = s.rate_limit.as_ref().map(RateLimiter::new);
+    site.answer = Answer::compile(s).map_err(at)?;
+    site.request_edits = HeaderEdit::compile(&s.request_headers, false).map_err(at)?;
+    site.response_edits = HeaderEdit::compile(&s.response_headers, true).map_err(at)?;
+    Ok(site)
 }
