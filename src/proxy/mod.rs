@@ -307,11 +307,16 @@ impl Proxy {
             Ok(site) => site,
             Err((code, why)) => return (synthetic(code, why), CacheStatus::default(), None),
         };
-        let who = crate::geo::client::client_ip(
-            client.addr.ip(),
-            &parts.headers,
-            &self.settings.trusted_proxies,
-        );
+        // Who the client is, read only for a site that asks (access, limits, templates).
+        let who = if site.uses_client() {
+            crate::geo::client::client_ip(
+                client.addr.ip(),
+                &parts.headers,
+                &self.settings.trusted_proxies,
+            )
+        } else {
+            client.addr.ip()
+        };
         if let Some(resp) = self.answer_without_origin(&site, &parts, who, https) {
             return (resp, CacheStatus::default(), Some(site));
         }
@@ -574,7 +579,10 @@ impl Proxy {
             Ok((resp, _)) => {
                 let (mut rparts, rbody) = resp.into_parts();
                 headers::strip_hop_by_hop(&mut rparts.headers);
-                if unsafe_method && (rparts.status.is_success() || rparts.status.is_redirection()) {
+                if unsafe_method
+                    && ctx.site.rules().invalidate_unsafe
+                    && (rparts.status.is_success() || rparts.status.is_redirection())
+                {
                     self.invalidate(ctx, &parts, &rparts.headers);
                 }
                 let mut status = status;
