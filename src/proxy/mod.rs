@@ -317,8 +317,14 @@ impl Proxy {
         } else {
             client.addr.ip()
         };
-        if let Some(resp) = self.answer_without_origin(&site, &parts, who, https) {
-            return (resp, CacheStatus::default(), Some(site));
+        // A request another node of the PoP forwarded was answered, limited and edited
+        // there: doing it again would count a client twice against its rate and add
+        // `add` edits twice.
+        let forwarded = self.forwarded_by_peer(&parts.headers);
+        if !forwarded {
+            if let Some(resp) = self.answer_without_origin(&site, &parts, who, https) {
+                return (resp, CacheStatus::default(), Some(site));
+            }
         }
         // Before the key and the directives: what the site strips is gone for both.
         let rules = site.rules();
@@ -326,7 +332,7 @@ impl Proxy {
         if site.key_cookies() {
             crate::site::rules::set_cookie_fields(&mut parts.headers, &rules.key_headers);
         }
-        let edited = (!site.response_edits().is_empty()).then(|| {
+        let edited = (!forwarded && !site.response_edits().is_empty()).then(|| {
             let host = authority_of(&parts).unwrap_or_default().to_owned();
             (parts.uri.clone(), host)
         });
@@ -1016,7 +1022,7 @@ impl Proxy {
                 h.remove(field);
             }
         }
-        if !site.request_edits().is_empty() {
+        if !site.request_edits().is_empty() && !self.forwarded_by_peer(&parts.headers) {
             let who = crate::geo::client::client_ip(
                 ctx.client.addr.ip(),
                 &parts.headers,
@@ -1046,12 +1052,17 @@ impl Proxy {
         }
     }
 
+    /// A request another node of the PoP forwarded (hop marker; a shard's port is
+    /// reachable only inside the PoP, see the README).
+    fn forwarded_by_peer(&self, headers: &HeaderMap) -> bool {
+        self.cluster.is_some() && crate::cluster::is_forwarded(headers)
+    }
+
     /// The client's scheme: its own connection's, or, for a request another lacquer
     /// node forwarded (over plain HTTP inside the PoP), the one that node saw.
     fn client_https(&self, headers: &HeaderMap, client: ClientInfo) -> bool {
         client.tls
-            || (self.cluster.is_some()
-                && crate::cluster::is_forwarded(headers)
+            || (self.forwarded_by_peer(headers)
                 && headers
                     .get("x-forwarded-proto")
                     .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")))
