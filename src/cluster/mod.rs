@@ -20,6 +20,7 @@ pub mod peers;
 pub mod ring;
 pub mod status;
 
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -59,6 +60,8 @@ pub struct Cluster {
     token: Option<String>,
     /// `X-Lacquer-Hop: <node name>`.
     hop_value: HeaderValue,
+    /// The addresses peers connect from: a hop marker is believed only from them.
+    peer_ips: Vec<IpAddr>,
     log: Mutex<fanout::PurgeLog>,
     pub hot: HotKeys,
     metrics: Arc<Metrics>,
@@ -102,7 +105,18 @@ impl Cluster {
         );
         let hop_value = HeaderValue::from_str(&cfg.node.name)
             .map_err(|_| format!("node.name {:?} is not a header value", cfg.node.name))?;
+        let peer_ips: Vec<IpAddr> = peers.iter().filter_map(|p| peer_ip(&p.address)).collect();
         let mut connector = HttpConnector::new();
+        // Forward from this node's own PoP address, so that the peer can tell it from
+        // a client (which could send the hop marker too): on a host with several
+        // addresses, the kernel's pick could be any of them.
+        let own = peers
+            .iter()
+            .find(|p| p.is_self)
+            .and_then(|p| peer_ip(&p.address));
+        if let Some(ip) = own.filter(|ip| bindable(*ip)) {
+            connector.set_local_address(Some(ip));
+        }
         connector.set_connect_timeout(Some(c.connect_timeout));
         connector.set_nodelay(true);
         connector.set_keepalive(Some(Duration::from_secs(60)));
@@ -122,6 +136,7 @@ impl Cluster {
             first_byte_timeout: cfg.upstream.first_byte_timeout,
             token,
             hop_value,
+            peer_ips,
             log: Mutex::new(fanout::PurgeLog::new(c.purge_log_size)),
             hot: HotKeys::new(c.hot_key_threshold),
             cfg: c.clone(),
@@ -163,10 +178,31 @@ impl Cluster {
         self.role != Role::Edge || !self.hot.enabled() || self.hot.is_hot(key_hash)
     }
 
+    /// Whether a connection from `ip` is a PoP peer's: only then is its hop marker (and
+    /// the `X-Forwarded-Proto` beside it) believed.
+    pub fn is_peer(&self, ip: IpAddr) -> bool {
+        self.peer_ips.contains(&crate::geo::client::canonical(ip))
+    }
+
     /// Whether a request with these headers goes to the tier rather than the origins:
     /// only an edge forwards, and never a request that another node already forwarded
     /// (loops are impossible whatever the nodes believe about each other's health).
     pub fn forwards(&self, headers: &http::HeaderMap) -> bool {
         self.role == Role::Edge && !is_forwarded(headers)
     }
+}
+
+/// The IP of a peer's `ip:port` address (hostnames are not resolved: a peer that is to
+/// be trusted is named by its address).
+fn peer_ip(address: &str) -> Option<IpAddr> {
+    address
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|a| crate::geo::client::canonical(a.ip()))
+        .filter(|ip| !ip.is_unspecified())
+}
+
+/// Whether this host has `ip`, so that connections can be made from it.
+fn bindable(ip: IpAddr) -> bool {
+    std::net::TcpListener::bind((ip, 0)).is_ok()
 }

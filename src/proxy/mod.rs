@@ -219,6 +219,13 @@ impl Proxy {
     ) -> Response<ProxyBody> {
         let started = Instant::now();
         let (mut parts, body) = req.into_parts();
+        // The PoP's hop marker is believed only from a peer's address: from anyone
+        // else it would skip the site's access rules, limits and the shard tier.
+        if let Some(cluster) = &self.cluster {
+            if crate::cluster::is_forwarded(&parts.headers) && !cluster.is_peer(client.addr.ip()) {
+                parts.headers.remove(crate::cluster::HOP_HEADER);
+            }
+        }
         let logged = self
             .settings
             .access_log
