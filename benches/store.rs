@@ -1,6 +1,5 @@
 //! Store lookup and insert with 100k objects resident.
 
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,38 +7,31 @@ use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use http::{HeaderMap, StatusCode};
 use lacquer::cache::key::{CacheKey, KeyRules};
-use lacquer::cache::object::{Object, Source};
+use lacquer::cache::object::Object;
 use lacquer::cache::policy::Freshness;
 use lacquer::cache::store::Store;
-use lacquer::cache::vary::SecondaryKey;
 use tokio::time::Instant;
 
 const OBJECTS: usize = 100_000;
 
 fn object(body: &Bytes) -> Arc<Object> {
-    Arc::new(Object {
-        status: StatusCode::OK,
-        headers: lacquer::cache::fields::Fields::default(),
-        body: body.clone(),
-        freshness: Freshness {
-            lifetime: Duration::from_secs(3600),
-            initial_age: Duration::ZERO,
-            stale_while_revalidate: Duration::ZERO,
-            stale_if_error: Duration::ZERO,
-            keep: Duration::from_secs(3600),
-            always_revalidate: false,
-            no_stale: false,
-        },
-        stored_at: Instant::now(),
-        vary: Vec::new(),
-        secondary: SecondaryKey(Vec::new()),
-        public: false,
-        hits: AtomicU64::new(0),
-        surrogate_keys: Vec::new(),
-        source: Source::Fetched {
-            started: Instant::now(),
-        },
-    })
+    let freshness = Freshness {
+        lifetime: Duration::from_secs(3600),
+        initial_age: Duration::ZERO,
+        stale_while_revalidate: Duration::ZERO,
+        stale_if_error: Duration::ZERO,
+        keep: Duration::from_secs(3600),
+        always_revalidate: false,
+        no_stale: false,
+    };
+    Arc::new(Object::pushed(
+        StatusCode::OK,
+        &HeaderMap::new(),
+        body.clone(),
+        freshness,
+        None,
+        Instant::now(),
+    ))
 }
 
 fn store(c: &mut Criterion) {

@@ -1,4 +1,4 @@
-//! `lacquer purge | prewarm | push | inspect`: a small client for a node's admin API.
+//! `lacquer purge | prewarm | push | inspect | route`: a small client for a node's admin API.
 //!
 //! The node is named by `--admin ADDR` and `--token-file FILE`, or by `--config FILE`
 //! (its `[admin]` section), so an operator on the node's host can use the node's own
@@ -110,6 +110,60 @@ pub struct InspectArgs {
     pub connect: Connect,
     /// Absolute URL to look up.
     pub url: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RouteArgs {
+    /// Absolute URL to explain, e.g. https://api.example.com/v1/scores.
+    pub url: String,
+    /// Request method.
+    #[arg(long, short = 'X', default_value = "GET")]
+    pub method: String,
+    /// Explain from this config file, without a running node (before a deploy).
+    /// Without it, the running node at --admin answers.
+    #[arg(long, short, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Admin API address of the running node, host:port (default 127.0.0.1:6082).
+    #[arg(long, value_name = "ADDR", conflicts_with = "config")]
+    pub admin: Option<String>,
+    /// File holding the bearer token.
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    pub token_file: Option<PathBuf>,
+}
+
+/// `lacquer route URL`: the site, origin group, cache rules and key for a URL.
+pub fn route(args: RouteArgs) -> ExitCode {
+    if let Some(path) = &args.config {
+        let explained = Config::load(path)
+            .map_err(|e| e.to_string())
+            .and_then(|cfg| crate::site::Sites::build(&cfg, None))
+            .and_then(|sites| crate::site::explain::explain(&sites, &args.url, &args.method));
+        return match explained {
+            Ok(v) => {
+                print!("{}", crate::site::explain::render(&v));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let connect = Connect {
+        admin: args.admin.clone(),
+        token_file: args.token_file.clone(),
+        config: None,
+    };
+    run(&connect, |api| async move {
+        let path = format!(
+            "/route?url={}&method={}",
+            encode(&args.url),
+            encode(&args.method)
+        );
+        let answer = api.call(Method::GET, &path, Bytes::new(), &[]).await?;
+        print!("{}", crate::site::explain::render(&answer));
+        Ok(true)
+    })
 }
 
 pub fn purge(args: PurgeArgs) -> ExitCode {

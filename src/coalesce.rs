@@ -17,9 +17,10 @@
 //! answer, so a failing origin sees one request per wave, not one per waiter. When the
 //! response is not shareable (private, no-store, Set-Cookie...), followers get `GiveUp`
 //! and fetch on their own: an uncacheable URL must never be serialized behind one request.
-//! A short hit-for-miss marker then keeps later requests from queueing at all. A fetch
-//! nobody can join (hit-for-miss, released followers) is `abortable`: when its last waiter
-//! leaves (the client hung up), the fetch drops its origin request. A joinable fill goes on
+//! A short hit-for-miss marker (the cache's, `cache::Cache`) then keeps later requests
+//! from queueing at all. A fetch nobody can join (hit-for-miss, released followers) is
+//! `abortable`: when its last waiter leaves (the client hung up), the fetch drops its
+//! origin request. A joinable fill goes on
 //! without readers, since it may fill the cache. While a body is kept for storing, every
 //! chunk stays in memory (it becomes the cached object); once it is known not to be
 //! stored, chunks that every reader has passed are dropped, the writer waits for the
@@ -45,6 +46,7 @@ use crate::body::BodyError;
 use crate::cache::key::CacheKey;
 use crate::cache::keyhash::KeyHashBuilder;
 use crate::cache::object::Object;
+use crate::failure::FetchFailure;
 
 /// Bytes buffered ahead of the slowest reader for a body that is not being stored. Every
 /// stalled reader of such a body holds this much: at 1 MiB, 768 stalled HTTP/2 streams
@@ -64,19 +66,6 @@ pub struct ResponseHead {
     /// The whole response was in the store before this head was published (Cache-Status
     /// `stored` must be true when it is said, and the head goes out before a long body ends).
     pub stored: bool,
-}
-
-/// Why a fetch produced no response head.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FetchFailure {
-    /// Could not connect, or the connection failed before a response head arrived.
-    Connect,
-    /// No response head within the first-byte timeout.
-    Timeout,
-    /// No origin is configured or healthy.
-    NoOrigin,
-    /// The fetch task ended without saying why (runtime shutdown, a bug).
-    Abandoned,
 }
 
 /// What a waiter learns once the leader's fetch has a head (or failed).
@@ -233,7 +222,7 @@ impl Waiter {
     /// Wait until the fetch has a head (no polling: the writer wakes us).
     pub async fn outcome(mut self) -> Outcome {
         let Some(id) = self.slot else {
-            return Outcome::Failed(FetchFailure::Abandoned);
+            return Outcome::Failed(FetchFailure::ABANDONED);
         };
         let decided = std::future::poll_fn(|cx| {
             let mut st = self.flight.lock();
@@ -536,7 +525,7 @@ impl FlightWriter {
 impl Drop for FlightWriter {
     fn drop(&mut self) {
         if !self.finished {
-            self.set_failed(FetchFailure::Abandoned);
+            self.set_failed(FetchFailure::ABANDONED);
         }
     }
 }
@@ -550,32 +539,27 @@ pub enum Join {
     Busy,
 }
 
-/// The in-flight map, the hit-for-miss markers and the failure backoff markers.
+/// The in-flight map and the failure backoff markers. (The hit-for-miss markers are
+/// the cache's: `cache::Cache` decides what can be shared.)
 pub struct Coalescer {
     flights: Mutex<HashMap<u128, Arc<Flight>, KeyHashBuilder>>,
-    hit_for_miss: moka::sync::Cache<u128, (), KeyHashBuilder>,
     /// Keys whose last fetch failed (no head, or 5xx), for `error_backoff`; None when off.
     failed: Option<moka::sync::Cache<u128, (), KeyHashBuilder>>,
     max_waiters: usize,
 }
 
 impl Coalescer {
-    pub fn new(
-        max_waiters: usize,
-        hit_for_miss_ttl: Duration,
-        error_backoff: Duration,
-    ) -> Arc<Self> {
+    pub fn new(max_waiters: usize, error_backoff: Duration) -> Arc<Self> {
         // Bounded: an attacker requesting endless URLs only churns markers.
-        let markers = |ttl: Duration| {
+        let failed = (!error_backoff.is_zero()).then(|| {
             moka::sync::Cache::builder()
                 .max_capacity(100_000)
-                .time_to_live(ttl.max(Duration::from_millis(1)))
+                .time_to_live(error_backoff)
                 .build_with_hasher(KeyHashBuilder::default())
-        };
+        });
         Arc::new(Coalescer {
             flights: Mutex::new(HashMap::default()),
-            hit_for_miss: markers(hit_for_miss_ttl),
-            failed: (!error_backoff.is_zero()).then(|| markers(error_backoff)),
+            failed,
             max_waiters,
         })
     }
@@ -667,25 +651,6 @@ impl Coalescer {
         self.map().len()
     }
 
-    pub fn is_hit_for_miss(&self, hash: u128) -> bool {
-        self.hit_for_miss.contains_key(&hash)
-    }
-
-    pub fn mark_hit_for_miss(&self, hash: u128) {
-        // A marker already there is left to expire: re-inserting on every pass costs a
-        // write to the map per request, and one fetch per TTL re-checks the URL anyway.
-        if self.hit_for_miss.contains_key(&hash) {
-            return;
-        }
-        self.hit_for_miss.insert(hash, ());
-    }
-
-    pub fn clear_hit_for_miss(&self, hash: u128) {
-        if self.hit_for_miss.contains_key(&hash) {
-            self.hit_for_miss.invalidate(&hash);
-        }
-    }
-
     /// The last fetch for this key failed within `error_backoff`.
     pub fn recently_failed(&self, hash: u128) -> bool {
         self.failed.as_ref().is_some_and(|m| m.contains_key(&hash))
@@ -703,12 +668,6 @@ impl Coalescer {
                 m.invalidate(&hash);
             }
         }
-    }
-
-    /// After a purge by tag, prefix or everything: the markers are short-lived hints,
-    /// so dropping all of them is cheaper than tracking which URLs they belong to.
-    pub fn clear_all_hit_for_miss(&self) {
-        self.hit_for_miss.invalidate_all();
     }
 }
 

@@ -4,6 +4,7 @@
 //! - `proxy`: the request path, step by step (start reading at `Proxy::handle`)
 //! - `cache`: RFC 9111 policy, keys, Vary, the byte-bounded store
 //! - `coalesce`: one origin fetch per key, streamed to every waiter
+//! - `failure`: why a fetch got no response (by source and kind), and the one retry rule
 //! - `origin`: the origin pool, health checks, retries
 //! - `site`: `[[site]]` routing and per-site rules
 //! - `config`: the TOML schema, defaults and validation
@@ -23,6 +24,7 @@ pub mod cluster;
 pub mod coalesce;
 pub mod config;
 pub mod demo;
+pub mod failure;
 pub mod geo;
 pub mod metrics;
 pub mod notify;

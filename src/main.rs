@@ -92,6 +92,8 @@ enum Command {
     Push(lacquer::cli::PushArgs),
     /// Show what a node holds for URL.
     Inspect(lacquer::cli::InspectArgs),
+    /// Which site, origin group, cache rules and cache key a URL gets.
+    Route(lacquer::cli::RouteArgs),
     /// A live view of a node's counters and rates (like varnishstat).
     Stat(lacquer::stat::StatArgs),
     /// Geo-routing tools.
@@ -168,6 +170,7 @@ fn main() -> ExitCode {
         Command::Prewarm(args) => lacquer::cli::prewarm(args),
         Command::Push(args) => lacquer::cli::push(args),
         Command::Inspect(args) => lacquer::cli::inspect(args),
+        Command::Route(args) => lacquer::cli::route(args),
         Command::Stat(args) => lacquer::stat::stat(args),
         Command::Geo {
             command: GeoCommand::Lookup { ip, config },

@@ -54,6 +54,57 @@ impl OriginMeters {
     }
 }
 
+/// One site's rate-limit meters, resolved once per config load so a refused request
+/// bumps an atomic instead of hashing a label set.
+#[derive(Debug, Clone)]
+pub struct SiteMeters {
+    site: String,
+    rate_limited: Counter,
+    clients: Gauge,
+    requests: Family<SiteRequestLabels, Counter>,
+    /// Resolved on first use, so only results that happened are exported (a node with a
+    /// thousand sites would otherwise export 30,000 zero series).
+    counters: [std::sync::OnceLock<Counter>; RESULTS.len() * CLASSES.len()],
+}
+
+impl SiteMeters {
+    /// One client request served by the site, by cache result and status.
+    pub fn request(&self, result: &'static str, status: u16) {
+        let (r, c) = result_and_class(result, status);
+        if let Some(slot) = self.counters.get(r * CLASSES.len() + c) {
+            slot.get_or_init(|| {
+                self.requests
+                    .get_or_create(&SiteRequestLabels {
+                        site: self.site.clone(),
+                        result: RESULTS[r],
+                        status: CLASSES[c],
+                    })
+                    .clone()
+            })
+            .inc();
+        }
+    }
+
+    /// One request answered 429 by the site's rate limit.
+    pub fn rate_limited(&self) {
+        self.rate_limited.inc();
+    }
+
+    /// The clients the site's limiter tracks now (`RateLimiter::tracked`).
+    pub fn clients(&self, tracked: usize) {
+        self.clients.set(i64::try_from(tracked).unwrap_or(i64::MAX));
+    }
+}
+
+/// Indexes of a result (unknown: the last, synth) and of a status class.
+fn result_and_class(result: &str, status: u16) -> (usize, usize) {
+    let r = RESULTS
+        .iter()
+        .position(|x| *x == result)
+        .unwrap_or(RESULTS.len() - 1);
+    (r, usize::from((status / 100).clamp(1, 5) - 1))
+}
+
 /// Results a request can have, as in the access log and Cache-Status.
 pub const RESULTS: [&str; 6] = ["hit", "miss", "stale", "pass", "coalesced", "synth"];
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -106,6 +157,18 @@ struct PeerOutcome {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SiteLabel {
+    site: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SiteRequestLabels {
+    site: String,
+    result: &'static str,
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
     kind: &'static str,
 }
@@ -142,6 +205,9 @@ pub struct Metrics {
     geo_decisions: Family<GeoLabels, Counter>,
     peer_up: Family<PeerLabel, Gauge>,
     peer_requests: Family<PeerOutcome, Counter>,
+    site_rate_limited: Family<SiteLabel, Counter>,
+    site_requests: Family<SiteRequestLabels, Counter>,
+    site_rate_limit_clients: Family<SiteLabel, Gauge>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -321,6 +387,24 @@ impl Metrics {
             "Requests forwarded to cluster peers, by outcome",
             peer_requests.clone(),
         );
+        let site_requests = Family::<SiteRequestLabels, Counter>::default();
+        registry.register(
+            "site_requests",
+            "Client requests by site, cache result and status class",
+            site_requests.clone(),
+        );
+        let site_rate_limited = Family::<SiteLabel, Counter>::default();
+        registry.register(
+            "site_rate_limited",
+            "Requests answered 429 by a site's rate_limit, by site",
+            site_rate_limited.clone(),
+        );
+        let site_rate_limit_clients = Family::<SiteLabel, Gauge>::default();
+        registry.register(
+            "site_rate_limit_clients",
+            "Client addresses a site's rate limiter tracks (at most its max_clients), by site",
+            site_rate_limit_clients.clone(),
+        );
 
         let mut req_vec = Vec::with_capacity(RESULTS.len() * CLASSES.len());
         for result in RESULTS {
@@ -370,16 +454,15 @@ impl Metrics {
             geo_decisions,
             peer_up,
             peer_requests,
+            site_rate_limited,
+            site_rate_limit_clients,
+            site_requests,
         }
     }
 
     /// One finished request head.
     pub fn request(&self, result: &str, status: u16, body_len: Option<u64>, took: Duration) {
-        let r = RESULTS
-            .iter()
-            .position(|x| *x == result)
-            .unwrap_or(RESULTS.len() - 1);
-        let c = usize::from((status / 100).clamp(1, 5) - 1);
+        let (r, c) = result_and_class(result, status);
         if let Some(counter) = self.requests.get(r * CLASSES.len() + c) {
             counter.inc();
         }
@@ -491,6 +574,39 @@ impl Metrics {
                 outcome,
             })
             .inc();
+    }
+
+    /// Handles for one site's request and rate-limit metrics. `site` is a config site name: the
+    /// label set must stay as small as the config, so never a value from a request.
+    pub fn site_meters(&self, site: &str) -> SiteMeters {
+        let label = SiteLabel {
+            site: site.to_owned(),
+        };
+        SiteMeters {
+            rate_limited: self.site_rate_limited.get_or_create(&label).clone(),
+            clients: self.site_rate_limit_clients.get_or_create(&label).clone(),
+            requests: self.site_requests.clone(),
+            counters: Default::default(),
+            site: label.site,
+        }
+    }
+
+    /// Drops a site's series, when a reload removed the site or its limit.
+    pub fn forget_site(&self, site: &str) {
+        let label = SiteLabel {
+            site: site.to_owned(),
+        };
+        self.site_rate_limited.remove(&label);
+        self.site_rate_limit_clients.remove(&label);
+        for result in RESULTS {
+            for status in CLASSES {
+                self.site_requests.remove(&SiteRequestLabels {
+                    site: label.site.clone(),
+                    result,
+                    status,
+                });
+            }
+        }
     }
 
     /// The OpenMetrics text exposition.
@@ -616,5 +732,33 @@ mod tests {
         );
         assert!(classic.contains("# HELP lacquer_requests_total "));
         assert!(!classic.contains("# EOF") && !classic.contains("# UNIT"));
+    }
+
+    #[test]
+    fn site_rate_limit_meters() {
+        let m = Metrics::new();
+        let shop = m.site_meters("shop");
+        shop.rate_limited();
+        shop.rate_limited();
+        shop.clients(42);
+        m.site_meters("api").clients(0);
+        let text = m.encode_prometheus();
+        assert!(
+            text.contains("# TYPE lacquer_site_rate_limited_total counter"),
+            "{text}"
+        );
+        assert!(text.contains("lacquer_site_rate_limited_total{site=\"shop\"} 2"));
+        assert!(text.contains("lacquer_site_rate_limited_total{site=\"api\"} 0"));
+        assert!(text.contains("# TYPE lacquer_site_rate_limit_clients gauge"));
+        assert!(text.contains("lacquer_site_rate_limit_clients{site=\"shop\"} 42"));
+        // Handles resolved again (after a reload) count on the same series.
+        m.site_meters("shop").rate_limited();
+        assert!(m
+            .encode()
+            .contains("lacquer_site_rate_limited_total{site=\"shop\"} 3"));
+        m.forget_site("shop");
+        let text = m.encode();
+        assert!(!text.contains("site=\"shop\""), "{text}");
+        assert!(text.contains("site=\"api\""));
     }
 }

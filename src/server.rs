@@ -16,15 +16,16 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::cache::store::Store;
+use crate::cache::Cache;
 use crate::coalesce::Coalescer;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 
 use crate::config::{self, Config, LimitsConfig, ListenConfig};
 use crate::metrics::Metrics;
-use crate::origin::OriginPool;
-use crate::proxy::{ClientInfo, HeadLimits, Proxy, Settings};
+use crate::origin::OriginGroups;
+use crate::proxy::{ClientInfo, HeadLimits, Proxy, Settings, Setup};
+use crate::site::Sites;
 use crate::tls::{self, CertPaths, Tls};
 
 mod activity;
@@ -85,7 +86,7 @@ pub struct Shared {
     /// The cluster view: kept across reloads (purge log, peer health) unless the
     /// `[cluster]` or `[node]` section changed, when a reload builds a new one.
     pub cluster: Arc<arc_swap::ArcSwapOption<crate::cluster::Cluster>>,
-    pub store: Arc<Store>,
+    pub cache: Arc<Cache>,
     pub coalescer: Arc<Coalescer>,
     pub metrics: Arc<Metrics>,
 }
@@ -100,12 +101,12 @@ impl Shared {
             .map_err(StartError::Config)?;
         Ok(Shared {
             cluster: Arc::new(arc_swap::ArcSwapOption::new(cluster)),
-            store: Arc::new(Store::new(cfg.cache.memory, cfg.cache.max_variants)),
-            coalescer: Coalescer::new(
-                cfg.cache.max_waiters,
+            cache: Arc::new(Cache::new(
+                cfg.cache.memory,
+                cfg.cache.max_variants,
                 cfg.cache.hit_for_miss_ttl,
-                cfg.cache.error_backoff,
-            ),
+            )),
+            coalescer: Coalescer::new(cfg.cache.max_waiters, cfg.cache.error_backoff),
             metrics,
         })
     }
@@ -194,7 +195,9 @@ impl Live {
         } else {
             self.shared.cluster.load_full()
         };
-        let proxy = build_proxy(&cfg, &self.shared, cluster.clone()).map_err(|e| e.to_string())?;
+        let running = self.proxy.load_full();
+        let proxy = build_proxy(&cfg, &self.shared, cluster.clone(), Some(&running))
+            .map_err(|e| e.to_string())?;
         let mut kept_tls = Vec::new();
         let mut fresh = Vec::new();
         {
@@ -255,10 +258,7 @@ impl Live {
             }
             self.shared.cluster.store(cluster);
         }
-        proxy.origins.spawn_health_checks();
-        if let Some(geo) = &proxy.geo {
-            geo.spawn_health_and_reload();
-        }
+        proxy.spawn_background_tasks();
         self.proxy.store(proxy);
         self.limits.store(Arc::new(cfg.limits.clone()));
         for (tls, paths, config) in kept_tls {
@@ -369,14 +369,15 @@ pub fn build_proxy(
     cfg: &Config,
     shared: &Shared,
     cluster: Option<Arc<crate::cluster::Cluster>>,
+    previous: Option<&Proxy>,
 ) -> Result<Arc<Proxy>, StartError> {
     let metrics = shared.metrics.clone();
-    let origins =
-        OriginPool::new(&cfg.origin, &cfg.upstream, metrics.clone()).map_err(StartError::Config)?;
+    // A group unchanged since the running config keeps its pool: health state,
+    // circuits and idle connections survive the reload.
+    let groups = OriginGroups::build(cfg, previous.map(|p| p.groups().as_ref()), &metrics)
+        .map_err(StartError::Config)?;
+    let sites = Sites::serving(cfg, &groups, &metrics).map_err(StartError::Config)?;
     let c = &cfg.cache;
-    let rules = crate::site::rules::CacheRules::global(c);
-    let policy = rules.policy;
-    let key_rules = rules.key;
     let mut purge_allowed = Vec::new();
     for s in &cfg.admin.purge_allowed {
         purge_allowed.push(
@@ -389,13 +390,11 @@ pub fn build_proxy(
     let settings = Settings {
         cache_name: "lacquer".to_owned(),
         via,
-        max_object_size: c.max_object_size,
         max_body: cfg.limits.max_body,
         body_read_timeout: cfg.limits.body_read_timeout,
         between_bytes_timeout: cfg.upstream.between_bytes_timeout,
         coalesce_timeout: crate::proxy::coalesce_wait_bound(c.coalesce_timeout, &cfg.upstream),
         stale_on_slow: c.stale_on_slow,
-        error_ttl: c.error_ttl,
         purge_allowed,
         access_log: cfg.log.access_log,
         trusted_proxies: cfg.client.trusted_cidrs(),
@@ -405,6 +404,10 @@ pub fn build_proxy(
             max_header_bytes: cfg.limits.max_header_bytes,
             max_headers: cfg.limits.max_headers,
         },
+        node: cfg.node.name.clone(),
+        pop: cfg.node.pop.clone().unwrap_or_default(),
+        site_header: cfg.log.site_header,
+        surrogate_control: c.surrogate_control,
     };
     let geo = if cfg.geo.enabled {
         let geo = crate::geo::Geo::new(&cfg.geo, cfg.node.pop.as_deref(), Some(metrics.clone()))
@@ -413,14 +416,14 @@ pub fn build_proxy(
     } else {
         None
     };
-    Ok(Arc::new(Proxy {
-        store: shared.store.clone(),
+    Ok(Proxy::new(Setup {
+        cache: shared.cache.clone(),
         coalescer: shared.coalescer.clone(),
-        origins,
-        policy,
-        key_rules,
-        settings,
         metrics,
+        groups: Arc::new(groups),
+        sites,
+        fallback_rules: crate::site::rules::CacheRules::global(c).cache,
+        settings,
         geo,
         cluster,
     }))
@@ -429,14 +432,11 @@ pub fn build_proxy(
 /// Bind every listener and start serving. Returns once the listeners are bound.
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let shared = Shared::new(&cfg)?;
-    let proxy = build_proxy(&cfg, &shared, shared.cluster.load_full())?;
+    let proxy = build_proxy(&cfg, &shared, shared.cluster.load_full(), None)?;
     if let Some(cluster) = &*shared.cluster.load() {
         cluster.spawn_health_checks();
     }
-    proxy.origins.spawn_health_checks();
-    if let Some(geo) = &proxy.geo {
-        geo.spawn_health_and_reload();
-    }
+    proxy.spawn_background_tasks();
     let (tx, rx) = watch::channel(false);
     let mut bound = Vec::new();
     for l in &cfg.listen {
@@ -812,8 +812,8 @@ async fn read_proxy_header(
         tracing::debug!(%peer, "no valid PROXY protocol header: closing");
         return None;
     };
-    let trusted = &live.proxy().settings.trusted_proxies;
-    let client = crate::geo::proxied_peer(peer, header.source, trusted);
+    let proxy = live.proxy();
+    let client = crate::geo::proxied_peer(peer, header.source, &proxy.settings().trusted_proxies);
     let rest = Bytes::copy_from_slice(buf.get(used..).unwrap_or_default());
     Some((stream, rest, client))
 }

@@ -507,3 +507,52 @@ async fn slow_upload_through_an_edge_is_not_cut() {
     })
     .await;
 }
+
+/// An edge's stale copy stands in when the owning shard does not answer in time, and
+/// the stale metric and Cache-Status blame the shard, not the origin (issue 12).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_shard_is_counted_as_the_shards_timeout() {
+    within(30, async {
+        let origin = Origin::start(|_, _| Reply::ok("v1").cc("max-age=1, stale-if-error=60")).await;
+        let members = members(&[("e1", "edge", 63), ("s1", "shard", 64)]);
+        let all: Vec<&Member> = members.iter().collect();
+        let mut nodes = Vec::new();
+        for m in &members {
+            // hot_key_threshold = 0: the edge keeps every key, so it has a stale copy.
+            let mut cfg = node_config(m, &all, origin.addr, "hot_key_threshold = 0\n");
+            // The edge gives up on its shard long before the shard gives up on the origin.
+            let first_byte = if m.role == "edge" { 300 } else { 3_000 };
+            cfg.upstream.first_byte_timeout = std::time::Duration::from_millis(first_byte);
+            cfg.cache.stale_on_slow = std::time::Duration::ZERO;
+            nodes.push(start(cfg).await);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let host = [("host", "example.com")];
+        let first = nodes[0].get_with("/obj", &host).await;
+        assert_eq!((first.status, first.text()), (200, "v1".to_string()));
+        origin.hang();
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let stale = nodes[0].get_with("/obj", &host).await;
+        assert_eq!((stale.status, stale.text()), (200, "v1".to_string()));
+        assert!(
+            stale.cache_status().contains("shard timeout"),
+            "{}",
+            stale.cache_status()
+        );
+        let metrics = nodes[0].running.as_ref().unwrap().proxy().metrics_text();
+        assert!(
+            metrics.contains(r#"lacquer_stale_served_total{reason="shard-timeout"} 1"#),
+            "{}",
+            metrics
+                .lines()
+                .filter(|l| l.contains("stale_served"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        assert!(!metrics.contains(r#"reason="origin-timeout""#));
+        for n in nodes {
+            n.stop().await;
+        }
+    })
+    .await;
+}

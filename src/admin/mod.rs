@@ -102,11 +102,11 @@ impl Admin {
         let query = parts.uri.query().unwrap_or("");
         let flag =
             |name: &str, value: &str| query.split('&').any(|p| p == format!("{name}={value}"));
-        let (true, Some(cluster)) = (flag("scope", "cluster"), proxy.cluster.clone()) else {
+        let (true, Some(cluster)) = (flag("scope", "cluster"), proxy.cluster().cloned()) else {
             return objects::push(&proxy, parts, body);
         };
         let edges = flag("edges", "true");
-        let key = objects::push_key(parts, &proxy.key_rules)?;
+        let key = objects::push_key(parts, &proxy)?;
         let forwarded: String = query
             .split('&')
             .filter(|p| !p.starts_with("scope=") && !p.starts_with("edges="))
@@ -146,21 +146,17 @@ impl Admin {
         let proxy = self.proxy();
         let req: prewarm::PrewarmRequest = input::parse_json(body)?;
         let Some(cluster) = proxy
-            .cluster
-            .clone()
+            .cluster()
+            .cloned()
             .filter(|_| req.scope.as_deref() == Some("cluster"))
         else {
             return self.jobs.start(&proxy, body);
         };
-        prewarm::check_request(&req, &proxy.key_rules)?;
+        prewarm::check_request(&req, &|u| proxy.key_for_url(u))?;
         let pairs: Vec<(String, u128)> = req
             .urls
             .iter()
-            .filter_map(|u| {
-                crate::cache::key::key_for_url(u, &proxy.key_rules)
-                    .ok()
-                    .map(|k| (u.clone(), k.hash))
-            })
+            .filter_map(|u| proxy.key_for_url(u).ok().map(|k| (u.clone(), k.hash)))
             .collect();
         let (mut local, acks) = cluster.prewarm(&pairs, req.concurrency, req.edges).await;
         if req.edges && cluster.role() == crate::config::Role::Edge {
@@ -255,7 +251,7 @@ impl Admin {
                 let body = input::read_body(body, &parts.headers, self.max_body).await?;
                 purge::purge(&self.proxy(), &self.node, &body).await
             }
-            Route::Cluster => match &self.proxy().cluster {
+            Route::Cluster => match self.proxy().cluster() {
                 Some(c) => Ok(json(StatusCode::OK, &c.status_json())),
                 None => Ok(json(
                     StatusCode::OK,
@@ -267,6 +263,15 @@ impl Admin {
                 self.push(&parts, body).await
             }
             Route::InspectObject => objects::inspect(&self.proxy(), &self.node, &parts),
+            Route::Explain => {
+                let q = input::Query::parse(parts.uri.query(), &["url", "method"])?;
+                let url = q.required("url")?;
+                let method = q.get("method").unwrap_or("GET");
+                let proxy = self.proxy();
+                crate::site::explain::explain(proxy.sites(), url, method)
+                    .map(|v| json(StatusCode::OK, &v))
+                    .map_err(ApiError::bad_request)
+            }
             Route::StartPrewarm => {
                 let body = input::read_body(body, &parts.headers, self.max_body).await?;
                 self.prewarm(&body).await
@@ -294,7 +299,7 @@ impl Admin {
     /// Every lacquer metric, in the Prometheus text format.
     fn metrics(&self) -> Response<Body> {
         // moka counts lazily; settle pending work so the numbers are current.
-        self.proxy().store.run_pending_tasks();
+        self.proxy().cache().run_pending_tasks();
         with_type(
             StatusCode::OK,
             self.proxy().metrics_text().into_bytes(),
@@ -325,6 +330,8 @@ enum Route {
     Purge,
     PushObject,
     InspectObject,
+    /// `GET /route?url=`: the site, origin group, rules and key a URL gets.
+    Explain,
     StartPrewarm,
     PrewarmStatus(String),
     CancelPrewarm(String),
@@ -341,6 +348,7 @@ impl Route {
             "/metrics" => only(&m, "GET", Route::Metrics),
             "/purge" => only(&m, "POST", Route::Purge),
             "/cluster" => only(&m, "GET", Route::Cluster),
+            "/route" => only(&m, "GET", Route::Explain),
             "/reload" => only(&m, "POST", Route::Reload),
             "/prewarm" => only(&m, "POST", Route::StartPrewarm),
             "/objects" => match m {
@@ -355,7 +363,7 @@ impl Route {
                     _ => Route::Refused(ApiError::method_not_allowed("GET, DELETE")),
                 },
                 _ => Route::Refused(ApiError::not_found(format!(
-                    "no admin endpoint {path:?} (see /purge, /objects, /prewarm, /health, /ready, /metrics)"
+                    "no admin endpoint {path:?} (see /purge, /objects, /prewarm, /route, /health, /ready, /metrics)"
                 ))),
             },
         }

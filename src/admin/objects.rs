@@ -1,24 +1,22 @@
 //! `PUT /objects?url=...` pushes an object; `GET /objects?url=...` shows what is stored.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{request, Method, Request, StatusCode};
+use http::{request, StatusCode};
 use serde::Serialize;
 use tokio::time::Instant;
 
 use super::error::{json, ApiError, ApiResult};
 use super::input::Query;
 use crate::cache::control::DELTA_SECONDS_MAX;
-use crate::cache::key::{key_for_url, CacheKey, KeyRules};
-use crate::cache::object::{self, Object, Source};
-use crate::cache::policy::{self, Freshness, NotStorable};
+use crate::cache::key::CacheKey;
+use crate::cache::object::{Object, Source};
+use crate::cache::policy;
 use crate::cache::store::Rejected;
-use crate::cache::vary::SecondaryKey;
+use crate::cache::{Push, PushRefused};
 use crate::proxy::{headers, Proxy};
 
 /// Fields that only make sense in a request (RFC 9110 10.1, 12.5; RFC 9111 5.2.1):
@@ -42,14 +40,12 @@ const REQUEST_ONLY: [HeaderName; 16] = [
     header::ORIGIN,
 ];
 
-/// NotStorable reasons about missing freshness; a `ttl=` supplies freshness, so they
-/// do not stop a push that has one.
-const FRESHNESS_REASONS: [&str; 2] = ["no freshness info or validator", "status not cacheable"];
-
 /// The `url=` parameter as a cache key, like a request for that URL would compute it.
-fn url_key(q: &Query, rules: &KeyRules) -> Result<CacheKey, ApiError> {
+fn url_key(q: &Query, proxy: &Proxy) -> Result<CacheKey, ApiError> {
     let url = q.required("url")?;
-    key_for_url(url, rules).map_err(|e| ApiError::bad_request(format!("url {url:?}: {e}")))
+    proxy
+        .key_for_url(url)
+        .map_err(|e| ApiError::bad_request(format!("url {url:?}: {e}")))
 }
 
 /// What a push asked for, from its query.
@@ -61,16 +57,16 @@ struct PushParams {
 }
 
 /// The cache key a push targets (validates the whole query on the way).
-pub fn push_key(parts: &request::Parts, rules: &KeyRules) -> Result<CacheKey, ApiError> {
-    Ok(push_params(parts, rules)?.key)
+pub fn push_key(parts: &request::Parts, proxy: &Proxy) -> Result<CacheKey, ApiError> {
+    Ok(push_params(parts, proxy)?.key)
 }
 
-fn push_params(parts: &request::Parts, rules: &KeyRules) -> Result<PushParams, ApiError> {
+fn push_params(parts: &request::Parts, proxy: &Proxy) -> Result<PushParams, ApiError> {
     let q = Query::parse(
         parts.uri.query(),
         &["url", "status", "ttl", "version", "scope", "edges"],
     )?;
-    let key = url_key(&q, rules)?;
+    let key = url_key(&q, proxy)?;
     let status = match q.number::<u16>("status")? {
         None => StatusCode::OK,
         Some(s) => StatusCode::from_u16(s)
@@ -134,50 +130,6 @@ fn stored_headers(
     Ok(h)
 }
 
-/// The push must be something this cache would store from an origin (no `private`,
-/// no `Set-Cookie`...), except that `ttl=` stands in for missing freshness.
-fn check_storable(
-    status: StatusCode,
-    h: &HeaderMap,
-    ttl: Option<Duration>,
-    proxy: &Proxy,
-) -> Result<(), ApiError> {
-    let (get, ()) = Request::builder()
-        .method(Method::GET)
-        .body(())
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .into_parts();
-    match policy::storable(&get, status, h, &proxy.policy) {
-        Ok(()) => Ok(()),
-        Err(NotStorable(r)) if ttl.is_some() && FRESHNESS_REASONS.contains(&r) => Ok(()),
-        Err(NotStorable(r)) => Err(ApiError::bad_request(format!(
-            "not storable: {r}{}",
-            if FRESHNESS_REASONS.contains(&r) {
-                " (give ttl= or a Cache-Control max-age)"
-            } else {
-                ""
-            }
-        ))),
-    }
-}
-
-/// `ttl=` is this cache's lifetime for the object, counted from now; the stored
-/// headers still tell downstream clients what the pusher said.
-fn push_freshness(
-    status: StatusCode,
-    h: &HeaderMap,
-    ttl: Option<Duration>,
-    proxy: &Proxy,
-) -> Freshness {
-    let now = SystemTime::now();
-    let mut f = policy::freshness(status, h, now, now, &proxy.policy);
-    if let Some(ttl) = ttl {
-        f.lifetime = ttl;
-        f.initial_age = Duration::ZERO;
-    }
-    f
-}
-
 #[derive(Serialize)]
 struct Pushed<'a> {
     url: &'a str,
@@ -189,46 +141,46 @@ struct Pushed<'a> {
 }
 
 pub fn push(proxy: &Proxy, parts: &request::Parts, body: Bytes) -> ApiResult {
-    let p = push_params(parts, &proxy.key_rules)?;
-    if body.len() as u64 > proxy.settings.max_object_size {
+    let p = push_params(parts, proxy)?;
+    let rules = proxy.rules_for(&p.key.url);
+    if body.len() as u64 > rules.max_object_size {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
                 "object of {} bytes is larger than cache.max_object_size ({} bytes)",
                 body.len(),
-                proxy.settings.max_object_size
+                rules.max_object_size
             ),
         ));
     }
-    let mut h = stored_headers(&parts.headers, body.len(), p.ttl)?;
-    // Own the body's bytes too: a request body can be a slice of a larger read buffer.
-    let body = crate::cache::object::stored_body(&[body]);
-    check_storable(p.status, &h, p.ttl, proxy)?;
-    policy::strip_before_store(&mut h);
-    let now = Instant::now();
-    let obj = Arc::new(Object {
+    let headers = stored_headers(&parts.headers, body.len(), p.ttl)?;
+    let push = Push {
         status: p.status,
-        freshness: push_freshness(p.status, &h, p.ttl, proxy),
-        surrogate_keys: object::surrogate_keys(&h),
-        headers: crate::cache::fields::Fields::from_map(&h),
+        headers,
         body,
-        stored_at: now,
-        vary: Vec::new(),
-        secondary: SecondaryKey(Vec::new()),
-        public: true,
-        hits: Default::default(),
-        source: Source::Pushed {
-            at: now,
-            version: p.version,
-        },
-    });
-    if let Err(r) = proxy.store.insert(&p.key, obj.clone()) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            rejected_message(&r, p.version),
-        ));
-    }
-    proxy.coalescer.clear_hit_for_miss(p.key.hash);
+        ttl: p.ttl,
+        version: p.version,
+    };
+    let obj = match proxy.cache().push(&p.key, push, rules) {
+        Ok(obj) => obj,
+        Err(PushRefused::NotStorable(r)) => {
+            return Err(ApiError::bad_request(format!(
+                "not storable: {r}{}",
+                if r.lacks_freshness() {
+                    " (give ttl= or a Cache-Control max-age)"
+                } else {
+                    ""
+                }
+            )))
+        }
+        Err(PushRefused::Rejected(r)) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                rejected_message(&r, p.version),
+            ))
+        }
+    };
+    let now = Instant::now();
     tracing::info!(target: "lacquer::admin", url = %p.key.url, version = ?p.version, size = obj.body.len(), "pushed");
     Ok(json(
         StatusCode::CREATED,
@@ -282,8 +234,8 @@ struct VariantView {
 
 pub fn inspect(proxy: &Proxy, node: &str, parts: &request::Parts) -> ApiResult {
     let q = Query::parse(parts.uri.query(), &["url"])?;
-    let key = url_key(&q, &proxy.key_rules)?;
-    let variants = proxy.store.variants(&key);
+    let key = url_key(&q, proxy)?;
+    let variants = proxy.cache().variants(&key);
     if variants.is_empty() {
         return Err(ApiError::not_found(format!(
             "nothing cached for {}",
@@ -323,7 +275,7 @@ fn view(o: &Object, now: Instant) -> VariantView {
             age,
         ),
         size: o.body.len(),
-        hits: o.hits.load(Ordering::Relaxed),
+        hits: o.hits(),
         surrogate_keys: o.surrogate_keys.iter().map(|k| k.to_string()).collect(),
         source,
         version,

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::error::{json, ApiError, ApiResult};
 use super::input::parse_json;
-use crate::cache::key::{key_for_url, KeyRules};
+use crate::cache::key::CacheKey;
 use crate::proxy::Proxy;
 
 pub const MAX_URLS: usize = 100_000;
@@ -157,7 +157,7 @@ impl Jobs {
     /// `POST /prewarm`: validate, register, and start a job; 202 with its id.
     pub fn start(&self, proxy: &Arc<Proxy>, body: &[u8]) -> ApiResult {
         let req: PrewarmRequest = parse_json(body)?;
-        check_request(&req, &proxy.key_rules)?;
+        check_request(&req, &|u| proxy.key_for_url(u))?;
         let (id, total) = self.start_urls(proxy, req.urls, req.concurrency)?;
         #[derive(Serialize)]
         struct Started {
@@ -248,7 +248,11 @@ impl Jobs {
     }
 }
 
-pub fn check_request(req: &PrewarmRequest, rules: &KeyRules) -> Result<(), ApiError> {
+/// `keys` gives an operator URL's cache key (under the key rules of its site).
+pub fn check_request(
+    req: &PrewarmRequest,
+    keys: &dyn Fn(&str) -> Result<CacheKey, String>,
+) -> Result<(), ApiError> {
     if req.urls.is_empty() {
         return Err(ApiError::bad_request("urls is empty"));
     }
@@ -265,8 +269,7 @@ pub fn check_request(req: &PrewarmRequest, rules: &KeyRules) -> Result<(), ApiEr
     }
     // All checked up front: a typo in line 90 000 is reported now, not after an hour.
     for (i, u) in req.urls.iter().enumerate() {
-        key_for_url(u, rules)
-            .map_err(|e| ApiError::bad_request(format!("urls[{i}] {u:?}: {e}")))?;
+        keys(u).map_err(|e| ApiError::bad_request(format!("urls[{i}] {u:?}: {e}")))?;
     }
     Ok(())
 }
@@ -293,7 +296,7 @@ fn spawn_workers(proxy: &Arc<Proxy>, job: &Arc<Job>, urls: Vec<String>) {
                 };
                 let result = proxy.fill(url).await;
                 let ok = matches!(&result, Ok((status, _)) if status.as_u16() < 400);
-                proxy.metrics.prewarm(if ok { "ok" } else { "failed" });
+                proxy.metrics().prewarm(if ok { "ok" } else { "failed" });
                 job2.record(url, result);
             }
             if left.fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -313,7 +316,9 @@ mod tests {
 
     fn req(body: &str) -> Result<(), ApiError> {
         let r: PrewarmRequest = parse_json(body.as_bytes())?;
-        check_request(&r, &KeyRules::default())
+        check_request(&r, &|u| {
+            crate::cache::key::key_for_url(u, &crate::cache::key::KeyRules::default())
+        })
     }
 
     #[test]

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{json, ApiError, ApiResult};
 use super::input::parse_json;
-use crate::cache::key::{key_for_url, CacheKey, KeyRules};
+use crate::cache;
+use crate::cache::key::CacheKey;
 use crate::cache::store::Purged;
 use crate::cluster::NodeAck;
 use crate::proxy::Proxy;
@@ -67,7 +68,7 @@ struct PurgeResponse {
 
 pub async fn purge(proxy: &Proxy, node: &str, body: &[u8]) -> ApiResult {
     let req: PurgeRequest = parse_json(body)?;
-    let target = target(&req, &proxy.key_rules)?;
+    let target = target(&req, &|u| proxy.key_for_url(u))?;
     let started = std::time::Instant::now();
     let purged = apply(proxy, &target, req.soft);
     let kind = match &target {
@@ -76,7 +77,9 @@ pub async fn purge(proxy: &Proxy, node: &str, body: &[u8]) -> ApiResult {
         Target::Prefix(_) => "prefix",
         Target::All => "all",
     };
-    proxy.metrics.purge(kind, purged.objects, started.elapsed());
+    proxy
+        .metrics()
+        .purge(kind, purged.objects, started.elapsed());
     tracing::info!(target: "lacquer::admin", node, soft = req.soft, urls = purged.urls, objects = purged.objects, what = %describe(&target), "purged");
     let mut nodes = vec![NodeAck {
         node: node.to_string(),
@@ -87,10 +90,7 @@ pub async fn purge(proxy: &Proxy, node: &str, body: &[u8]) -> ApiResult {
         error: None,
     }];
     let mut total = purged;
-    let cluster = proxy
-        .cluster
-        .as_ref()
-        .filter(|_| req.scope == Scope::Cluster);
+    let cluster = proxy.cluster().filter(|_| req.scope == Scope::Cluster);
     if let Some(cluster) = cluster {
         // The body as sent (validated above); the fan-out forces its scope to "node".
         let raw: serde_json::Value = serde_json::from_slice(body)
@@ -127,7 +127,11 @@ pub async fn purge(proxy: &Proxy, node: &str, body: &[u8]) -> ApiResult {
 
 /// Exactly one kind of target; everything checked before anything is purged, so a
 /// bad entry in a list purges nothing rather than half of it.
-fn target(req: &PurgeRequest, rules: &KeyRules) -> Result<Target, ApiError> {
+/// `keys` gives an operator URL's cache key (under the key rules of its site).
+fn target(
+    req: &PurgeRequest,
+    keys: &dyn Fn(&str) -> Result<CacheKey, String>,
+) -> Result<Target, ApiError> {
     let given = [
         req.urls.is_some(),
         req.surrogate_keys.is_some(),
@@ -151,9 +155,7 @@ fn target(req: &PurgeRequest, rules: &KeyRules) -> Result<Target, ApiError> {
         check_count("urls", urls.len())?;
         return urls
             .iter()
-            .map(|u| {
-                key_for_url(u, rules).map_err(|e| ApiError::bad_request(format!("url {u:?}: {e}")))
-            })
+            .map(|u| keys(u).map_err(|e| ApiError::bad_request(format!("url {u:?}: {e}"))))
             .collect::<Result<_, _>>()
             .map(Target::Urls);
     }
@@ -165,7 +167,7 @@ fn target(req: &PurgeRequest, rules: &KeyRules) -> Result<Target, ApiError> {
         return Ok(Target::Keys(keys.clone()));
     }
     if let Some(prefix) = &req.prefix {
-        return normalize_prefix(prefix, rules).map(Target::Prefix);
+        return normalize_prefix(prefix, keys).map(Target::Prefix);
     }
     match req.all {
         Some(true) => Ok(Target::All),
@@ -200,38 +202,34 @@ fn check_surrogate_key(k: &str) -> Result<(), ApiError> {
 /// A prefix is normalized like a URL (scheme and host lowercased, default port
 /// dropped...) so it matches the stored keys. It must name at least a host:
 /// `{"all": true}` is the explicit way to purge everything.
-fn normalize_prefix(prefix: &str, rules: &KeyRules) -> Result<String, ApiError> {
-    let key = key_for_url(prefix, rules)
-        .map_err(|e| ApiError::bad_request(format!("prefix {prefix:?}: {e}")))?;
+fn normalize_prefix(
+    prefix: &str,
+    keys: &dyn Fn(&str) -> Result<CacheKey, String>,
+) -> Result<String, ApiError> {
+    let key = keys(prefix).map_err(|e| ApiError::bad_request(format!("prefix {prefix:?}: {e}")))?;
     Ok(key.url.to_string())
 }
 
 fn apply(proxy: &Proxy, target: &Target, soft: bool) -> Purged {
-    let store = &proxy.store;
-    let purged = match target {
+    let cache = proxy.cache();
+    match target {
         Target::Urls(keys) => {
             let mut total = Purged::default();
             for key in keys {
-                total += store.purge_url(key, soft);
-                // The URL may have become cacheable: let the next miss queue and store again.
-                proxy.coalescer.clear_hit_for_miss(key.hash);
+                total += cache.purge(cache::Target::Url(key), soft);
             }
             total
         }
         Target::Keys(keys) => {
             let mut total = Purged::default();
             for k in keys {
-                total += store.purge_tag(k, soft);
+                total += cache.purge(cache::Target::Tag(k), soft);
             }
             total
         }
-        Target::Prefix(prefix) => store.purge_prefix(prefix, soft),
-        Target::All => store.purge_all(soft),
-    };
-    if !matches!(target, Target::Urls(_)) {
-        proxy.coalescer.clear_all_hit_for_miss();
+        Target::Prefix(prefix) => cache.purge(cache::Target::Prefix(prefix), soft),
+        Target::All => cache.purge(cache::Target::All, soft),
     }
-    purged
 }
 
 fn describe(target: &Target) -> String {
@@ -249,7 +247,9 @@ mod tests {
 
     fn parse(body: &str) -> Result<Target, ApiError> {
         let req: PurgeRequest = parse_json(body.as_bytes())?;
-        target(&req, &KeyRules::default())
+        target(&req, &|u| {
+            crate::cache::key::key_for_url(u, &crate::cache::key::KeyRules::default())
+        })
     }
 
     #[test]

@@ -4,10 +4,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, HeaderName, StatusCode};
+use http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use tokio::time::Instant;
 
+use super::control::CacheControl;
 use super::fields::Fields;
+use super::front::{Admitted, Times};
 use super::policy::{self, Freshness, Usability};
 use super::vary::SecondaryKey;
 
@@ -64,7 +66,10 @@ pub fn stored_body(chunks: &[Bytes]) -> Bytes {
     buf.freeze()
 }
 
-/// One stored response (one variant of a URL).
+/// One stored response (one variant of a URL). Built only by its constructors
+/// ([`Object::fetched`], [`Object::refreshed`], [`Object::pushed`]), which apply the
+/// rules every stored object follows (fields stripped as the origin asked, tags read,
+/// Content-Length true to the body).
 #[derive(Debug)]
 pub struct Object {
     pub status: StatusCode,
@@ -79,7 +84,7 @@ pub struct Object {
     pub secondary: SecondaryKey,
     /// Stored under `public` / `s-maxage`: may also answer requests with credentials.
     pub public: bool,
-    pub hits: AtomicU64,
+    hits: AtomicU64,
     /// Tags from the `Surrogate-Key` response header, for purge by tag.
     pub surrogate_keys: Vec<Box<str>>,
     /// Where the object came from; pushed objects carry a version.
@@ -116,13 +121,99 @@ pub fn surrogate_keys(headers: &HeaderMap) -> Vec<Box<str>> {
 }
 
 impl Object {
+    /// A fetched response admitted for storing (`Cache::admit`), with its whole body.
+    pub fn fetched(
+        status: StatusCode,
+        headers: &HeaderMap,
+        chunks: &[Bytes],
+        admitted: &Admitted,
+        times: &Times,
+    ) -> Object {
+        let body = stored_body(chunks);
+        let mut stored = headers.clone();
+        policy::strip_before_store(&mut stored);
+        stored.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        Object {
+            status,
+            surrogate_keys: surrogate_keys(&stored),
+            headers: Fields::from_map(&stored),
+            body,
+            freshness: admitted.freshness,
+            stored_at: times.received,
+            vary: admitted.vary.clone(),
+            secondary: admitted.secondary.clone(),
+            public: admitted.public,
+            hits: AtomicU64::new(0),
+            source: Source::Fetched {
+                started: times.started,
+            },
+        }
+    }
+
+    /// `old` revalidated by a 304: the same body and variant, with the merged fields
+    /// (already stripped for storing) and the lifetime they give.
+    pub fn refreshed(
+        old: &Object,
+        merged: &HeaderMap,
+        freshness: Freshness,
+        times: &Times,
+    ) -> Object {
+        Object {
+            status: old.status,
+            headers: Fields::from_map(merged),
+            body: old.body.clone(),
+            freshness,
+            stored_at: times.received,
+            vary: old.vary.clone(),
+            secondary: old.secondary.clone(),
+            public: old.public,
+            hits: AtomicU64::new(0),
+            surrogate_keys: surrogate_keys(merged),
+            source: Source::Fetched {
+                started: times.started,
+            },
+        }
+    }
+
+    /// An object pushed by an operator at `at`: fields already stripped for storing,
+    /// the body in its own buffer ([`stored_body`]). One representation per URL (no
+    /// Vary), and `public`: the operator speaks for every client.
+    pub fn pushed(
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: Bytes,
+        freshness: Freshness,
+        version: Option<u64>,
+        at: Instant,
+    ) -> Object {
+        Object {
+            status,
+            surrogate_keys: surrogate_keys(headers),
+            headers: Fields::from_map(headers),
+            body,
+            freshness,
+            stored_at: at,
+            vary: Vec::new(),
+            secondary: SecondaryKey(Vec::new()),
+            public: true,
+            hits: AtomicU64::new(0),
+            source: Source::Pushed { at, version },
+        }
+    }
+
+    /// Times this object was served.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
     /// Current age (RFC 9111 4.2.3): the age it had on arrival plus time resident here.
     pub fn age(&self, now: Instant) -> Duration {
         self.freshness.initial_age + now.saturating_duration_since(self.stored_at)
     }
 
-    pub fn usability(&self, now: Instant, req: &HeaderMap) -> Usability {
-        policy::usability(&self.freshness, self.age(now), req)
+    /// What this object is good for now, given the request's own Cache-Control.
+    pub fn usability(&self, now: Instant, req: &CacheControl) -> Usability {
+        policy::usability_with(&self.freshness, self.age(now), req)
     }
 
     /// How long from now this object is worth keeping at all: fresh time, then the
@@ -164,7 +255,7 @@ impl Object {
     }
 
     /// A copy with other freshness (and the same body, which is shared, not copied).
-    pub fn with_freshness(&self, freshness: Freshness, stored_at: Instant) -> Object {
+    fn with_freshness(&self, freshness: Freshness, stored_at: Instant) -> Object {
         Object {
             status: self.status,
             headers: self.headers.clone(),
@@ -177,6 +268,29 @@ impl Object {
             hits: AtomicU64::new(self.hits.load(Ordering::Relaxed)),
             surrogate_keys: self.surrogate_keys.clone(),
             source: self.source,
+        }
+    }
+
+    /// Any object, for the store's tests.
+    #[cfg(test)]
+    pub(crate) fn for_test(
+        body: Bytes,
+        freshness: Freshness,
+        surrogate_keys: Vec<Box<str>>,
+        source: Source,
+    ) -> Object {
+        Object {
+            status: StatusCode::OK,
+            headers: Fields::default(),
+            body,
+            freshness,
+            stored_at: Instant::now(),
+            vary: Vec::new(),
+            secondary: SecondaryKey(Vec::new()),
+            public: false,
+            hits: AtomicU64::new(0),
+            surrogate_keys,
+            source,
         }
     }
 

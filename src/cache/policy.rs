@@ -90,9 +90,67 @@ impl Default for PolicyConfig {
     }
 }
 
-/// Why a response may not be stored (short reason, used in Cache-Status `detail=` and logs).
+/// Why a response may not be stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NotStorable(pub &'static str);
+pub enum NotStorable {
+    /// Only GET responses are stored.
+    Method,
+    RequestNoStore,
+    NonFinalStatus,
+    PartialContent,
+    NotModified,
+    /// `must-understand` with a status whose caching rules we do not know.
+    MustUnderstand,
+    NoStore,
+    Private,
+    /// A request with Authorization, and no response directive that allows sharing.
+    Authorization,
+    /// A request with Cookie under `cookie_requests = "pass"`.
+    Cookie,
+    SetCookie,
+    VaryStar,
+    /// No explicit freshness, and a status that is not heuristically cacheable.
+    StatusNotCacheable,
+    /// No explicit freshness, and neither Last-Modified nor a validator.
+    NoFreshness,
+}
+
+impl NotStorable {
+    /// Short reason for logs and error messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotStorable::Method => "method",
+            NotStorable::RequestNoStore => "request no-store",
+            NotStorable::NonFinalStatus => "non-final status",
+            NotStorable::PartialContent => "partial content",
+            NotStorable::NotModified => "not modified",
+            NotStorable::MustUnderstand => "must-understand",
+            NotStorable::NoStore => "no-store",
+            NotStorable::Private => "private",
+            NotStorable::Authorization => "authorization",
+            NotStorable::Cookie => "cookie",
+            NotStorable::SetCookie => "set-cookie",
+            NotStorable::VaryStar => "vary *",
+            NotStorable::StatusNotCacheable => "status not cacheable",
+            NotStorable::NoFreshness => "no freshness info or validator",
+        }
+    }
+
+    /// Only freshness is missing: a lifetime given from elsewhere (a push's `ttl=`)
+    /// would make the response storable, since these are the last checks made.
+    pub fn lacks_freshness(self) -> bool {
+        matches!(
+            self,
+            NotStorable::StatusNotCacheable | NotStorable::NoFreshness
+        )
+    }
+}
+
+impl std::fmt::Display for NotStorable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Freshness metadata computed ONCE at store (or 304-refresh) time.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -163,15 +221,40 @@ pub fn effective_cache_control(resp: &HeaderMap, cfg: &PolicyConfig) -> (CacheCo
     )
 }
 
+/// The request's side of caching, read once per request: its own Cache-Control (RFC 9111
+/// 5.2.1), and whether it carries credentials or a Cookie.
+#[derive(Debug, Clone, Default)]
+pub struct RequestDirectives {
+    pub cc: CacheControl,
+    /// Authorization (RFC 9111 3.5).
+    pub credentials: bool,
+    pub cookie: bool,
+}
+
+impl RequestDirectives {
+    pub fn of(req: &HeaderMap) -> RequestDirectives {
+        RequestDirectives {
+            cc: CacheControl::parse(req.get_all(header::CACHE_CONTROL)),
+            credentials: req.contains_key(header::AUTHORIZATION),
+            cookie: req.contains_key(header::COOKIE),
+        }
+    }
+}
+
 /// Is this request a candidate for cache lookup at all? (GET/HEAD only; request no-store;
 /// Authorization / Cookie rules are response dependent, see [`reusable_for`].)
 pub fn request_cacheable(req: &http::request::Parts) -> bool {
-    if req.method != Method::GET && req.method != Method::HEAD {
+    request_cacheable_with(&req.method, &RequestDirectives::of(&req.headers))
+}
+
+/// [`request_cacheable`] with the request's directives already read.
+pub fn request_cacheable_with(method: &Method, asked: &RequestDirectives) -> bool {
+    if method != Method::GET && method != Method::HEAD {
         return false;
     }
     // RFC 9111 5.2.1.5: request no-store forbids storing the response; reusing one would also
     // defeat the client's intent (cache-tests ccreq-no-store).
-    !CacheControl::parse(req.headers.get_all(header::CACHE_CONTROL)).no_store
+    !asked.cc.no_store
 }
 
 /// Response-dependent request rules: may a stored response with headers `stored` be served to
@@ -197,8 +280,26 @@ pub fn storable(
     resp: &HeaderMap,
     cfg: &PolicyConfig,
 ) -> Result<(), NotStorable> {
+    storable_by(
+        &req.method,
+        &RequestDirectives::of(&req.headers),
+        status,
+        resp,
+        cfg,
+    )
+}
+
+/// [`storable`] with the request's directives already read.
+pub fn storable_by(
+    method: &Method,
+    asked: &RequestDirectives,
+    status: StatusCode,
+    resp: &HeaderMap,
+    cfg: &PolicyConfig,
+) -> Result<(), NotStorable> {
     storable_with(
-        req,
+        method,
+        asked,
         status,
         resp,
         &effective_cache_control(resp, cfg).0,
@@ -206,39 +307,40 @@ pub fn storable(
     )
 }
 
-/// [`storable`] with the response's effective directives already parsed (the fetch path
-/// needs them three times; parsing is most of what these checks cost).
+/// [`storable_by`] with the response's effective directives already parsed too (the fetch
+/// path needs them three times; parsing is most of what these checks cost).
 pub fn storable_with(
-    req: &http::request::Parts,
+    method: &Method,
+    asked: &RequestDirectives,
     status: StatusCode,
     resp: &HeaderMap,
     cc: &CacheControl,
     cfg: &PolicyConfig,
 ) -> Result<(), NotStorable> {
-    if req.method != Method::GET {
-        return Err(NotStorable("method"));
+    if method != Method::GET {
+        return Err(NotStorable::Method);
     }
-    if CacheControl::parse(req.headers.get_all(header::CACHE_CONTROL)).no_store {
-        return Err(NotStorable("request no-store"));
+    if asked.cc.no_store {
+        return Err(NotStorable::RequestNoStore);
     }
     check_status(status)?;
     // RFC 9111 5.2.2.3: must-understand overrides no-store only for understood status codes.
     if cc.must_understand {
         if !status_understood(status) {
-            return Err(NotStorable("must-understand"));
+            return Err(NotStorable::MustUnderstand);
         }
     } else if cc.no_store {
-        return Err(NotStorable("no-store"));
+        return Err(NotStorable::NoStore);
     }
     if cc.private {
-        return Err(NotStorable("private"));
+        return Err(NotStorable::Private);
     }
     let shareable = cc.public || cc.s_maxage.is_some();
-    if req.headers.contains_key(header::AUTHORIZATION) && !(shareable || cc.must_revalidate) {
-        return Err(NotStorable("authorization"));
+    if asked.credentials && !(shareable || cc.must_revalidate) {
+        return Err(NotStorable::Authorization);
     }
-    if cfg.cookie_requests_pass && req.headers.contains_key(header::COOKIE) {
-        return Err(NotStorable("cookie"));
+    if cfg.cookie_requests_pass && asked.cookie {
+        return Err(NotStorable::Cookie);
     }
     // RFC 9111 does not forbid storing Set-Cookie and cache-tests rewards it, but handing one
     // client's cookie to every other client is the classic shared-cache leak (Varnish and most
@@ -247,10 +349,10 @@ pub fn storable_with(
         && !cfg.strip_set_cookie
         && !fields_to_strip(resp).iter().any(|f| f == "set-cookie")
     {
-        return Err(NotStorable("set-cookie"));
+        return Err(NotStorable::SetCookie);
     }
     if vary_star(resp) {
-        return Err(NotStorable("vary *"));
+        return Err(NotStorable::VaryStar);
     }
     // An operator lifetime is freshness information of its own.
     if cfg.ttl.force.is_some() || (!has_freshness(resp, cc) && cfg.ttl.fallback(status).is_some()) {
@@ -267,11 +369,11 @@ fn has_freshness(resp: &HeaderMap, cc: &CacheControl) -> bool {
 fn check_status(status: StatusCode) -> Result<(), NotStorable> {
     // RFC 9111 3: final responses only; 206 and 304 are never complete responses to store.
     if status.as_u16() < 200 {
-        return Err(NotStorable("non-final status"));
+        return Err(NotStorable::NonFinalStatus);
     }
     match status.as_u16() {
-        206 => Err(NotStorable("partial content")),
-        304 => Err(NotStorable("not modified")),
+        206 => Err(NotStorable::PartialContent),
+        304 => Err(NotStorable::NotModified),
         _ => Ok(()),
     }
 }
@@ -289,12 +391,12 @@ fn check_freshness_info(
         return Ok(());
     }
     if !(heuristically_cacheable(status) || cc.public) {
-        return Err(NotStorable("status not cacheable"));
+        return Err(NotStorable::StatusNotCacheable);
     }
     if resp.contains_key(header::LAST_MODIFIED) || resp.contains_key(header::ETAG) {
         Ok(())
     } else {
-        Err(NotStorable("no freshness info or validator"))
+        Err(NotStorable::NoFreshness)
     }
 }
 
@@ -546,6 +648,11 @@ fn canonical_case(s: &str) -> String {
 /// `pragma-request-no-cache` expects a fresh stored response to be used.
 pub fn usability(f: &Freshness, current_age: Duration, req_headers: &HeaderMap) -> Usability {
     let req = CacheControl::parse(req_headers.get_all(header::CACHE_CONTROL));
+    usability_with(f, current_age, &req)
+}
+
+/// [`usability`] with the request's Cache-Control already parsed.
+pub fn usability_with(f: &Freshness, current_age: Duration, req: &CacheControl) -> Usability {
     let staleness = current_age.checked_sub(f.lifetime);
     let windows = f.stale_while_revalidate.max(f.stale_if_error);
     // RFC 5861 4: a client's own stale-if-error says how much staleness *it* accepts on
@@ -879,6 +986,34 @@ mod tests {
     }
 
     #[test]
+    fn request_directives_read_once_decide_like_the_request() {
+        let r = req(
+            "GET",
+            &[
+                ("cache-control", "no-store, max-age=5"),
+                ("authorization", "Bearer x"),
+                ("cookie", "a=b"),
+            ],
+        );
+        let asked = RequestDirectives::of(&r.headers);
+        assert!(asked.cc.no_store && asked.cc.max_age == Some(5));
+        assert!(asked.credentials && asked.cookie);
+        assert_eq!(
+            request_cacheable_with(&r.method, &asked),
+            request_cacheable(&r)
+        );
+        let resp = headers(&[("cache-control", "public, max-age=60")]);
+        assert_eq!(
+            storable_by(&r.method, &asked, StatusCode::OK, &resp, &cfg()),
+            storable(&r, StatusCode::OK, &resp, &cfg())
+        );
+        assert_eq!(
+            storable(&r, StatusCode::OK, &resp, &cfg()),
+            Err(NotStorable::RequestNoStore)
+        );
+    }
+
+    #[test]
     fn only_get_is_stored() {
         let r = headers(&[("cache-control", "max-age=60")]);
         let c = cfg();
@@ -894,12 +1029,12 @@ mod tests {
                 200,
                 &headers(&[("cache-control", "max-age=10000, no-store")])
             ),
-            Err(NotStorable("no-store"))
+            Err(NotStorable::NoStore)
         );
         assert!(store(200, &headers(&[("cache-control", "No-StOrE")])).is_err());
         assert_eq!(
             store(200, &headers(&[("cache-control", "private, max-age=3600")])),
-            Err(NotStorable("private"))
+            Err(NotStorable::Private)
         );
         // qualified private is storable (fields are stripped)
         assert_eq!(
@@ -933,7 +1068,7 @@ mod tests {
     fn must_understand() {
         let r = headers(&[("cache-control", "must-understand, no-store, max-age=60")]);
         assert_eq!(store(200, &r), Ok(()));
-        assert_eq!(store(299, &r), Err(NotStorable("must-understand")));
+        assert_eq!(store(299, &r), Err(NotStorable::MustUnderstand));
     }
 
     #[test]
@@ -994,10 +1129,7 @@ mod tests {
 
     #[test]
     fn nothing_to_go_on_is_not_stored() {
-        assert_eq!(
-            store(200, &HeaderMap::new()),
-            Err(NotStorable("no freshness info or validator"))
-        );
+        assert_eq!(store(200, &HeaderMap::new()), Err(NotStorable::NoFreshness));
         assert_eq!(store(200, &headers(&[("etag", "\"a\"")])), Ok(()));
     }
 
@@ -1009,7 +1141,7 @@ mod tests {
         let plain = headers(&[("expires", &expires), ("date", &date(0))]);
         assert_eq!(
             storable(&auth, StatusCode::OK, &plain, &c),
-            Err(NotStorable("authorization"))
+            Err(NotStorable::Authorization)
         );
         for cc in [
             "max-age=3600, public",
@@ -1030,14 +1162,14 @@ mod tests {
         let r = headers(&[("cache-control", "max-age=3600")]);
         assert_eq!(
             storable(&cookie, StatusCode::OK, &r, &c),
-            Err(NotStorable("cookie"))
+            Err(NotStorable::Cookie)
         );
         assert!(!reusable_for(&cookie, &r, &c));
         // Pass means pass: the origin's `public` does not make one user's page shared.
         let public = headers(&[("cache-control", "max-age=3600, public")]);
         assert_eq!(
             storable(&cookie, StatusCode::OK, &public, &c),
-            Err(NotStorable("cookie"))
+            Err(NotStorable::Cookie)
         );
         assert!(!reusable_for(&cookie, &public, &c));
         c.cookie_requests_pass = false;
@@ -1048,7 +1180,7 @@ mod tests {
     #[test]
     fn set_cookie() {
         let r = headers(&[("cache-control", "max-age=3600"), ("set-cookie", "a=b")]);
-        assert_eq!(store(200, &r), Err(NotStorable("set-cookie")));
+        assert_eq!(store(200, &r), Err(NotStorable::SetCookie));
         let q = headers(&[
             ("cache-control", "max-age=3600, private=\"Set-Cookie\""),
             ("set-cookie", "a=b"),
@@ -1062,7 +1194,7 @@ mod tests {
     #[test]
     fn vary_star_not_stored() {
         let r = headers(&[("cache-control", "max-age=60"), ("vary", "accept, *")]);
-        assert_eq!(store(200, &r), Err(NotStorable("vary *")));
+        assert_eq!(store(200, &r), Err(NotStorable::VaryStar));
         let r = headers(&[("cache-control", "max-age=60"), ("vary", "accept-encoding")]);
         assert_eq!(store(200, &r), Ok(()));
     }
@@ -1103,7 +1235,7 @@ mod tests {
             ("cache-control", "max-age=10000"),
             ("cdn-cache-control", "private"),
         ]);
-        assert_eq!(store(200, &r), Err(NotStorable("private")));
+        assert_eq!(store(200, &r), Err(NotStorable::Private));
         let r = headers(&[
             ("cache-control", "max-age=10000"),
             ("cdn-cache-control", "no-cache"),
@@ -1121,7 +1253,7 @@ mod tests {
     fn invalid_cdn_cache_control_falls_back() {
         for v in ["max-age=10000, &&&&&", "max-age=\"10000\""] {
             let r = headers(&[("cdn-cache-control", v), ("cache-control", "no-store")]);
-            assert_eq!(store(200, &r), Err(NotStorable("no-store")), "{v}");
+            assert_eq!(store(200, &r), Err(NotStorable::NoStore), "{v}");
         }
         for v in ["max-age =100", "max-age= 100"] {
             let r = headers(&[("cdn-cache-control", v), ("cache-control", "max-age=1")]);

@@ -1,8 +1,9 @@
 //! Where objects live: a byte-bounded moka cache of entries, one entry per primary key
 //! holding that URL's variants, plus the surrogate-key index that purges use.
 //!
-//! The store is the narrow interface the rest of lacquer uses (lookup, insert, purge);
-//! moka is behind it so another storage could replace it. LRU rather than moka's default
+//! The store is the narrow interface the cache's front door (`front::Cache`) keeps
+//! objects behind (lookup, insert, purge); moka is behind it so another storage could
+//! replace it. LRU rather than moka's default
 //! TinyLFU: TinyLFU refuses new objects under pressure, so a pushed or just-fetched object
 //! could be dropped on arrival and the very next request would miss.
 //!
@@ -523,16 +524,12 @@ mod tests {
     use super::*;
     use crate::cache::key::KeyRules;
     use crate::cache::policy::Freshness;
-    use crate::cache::vary::SecondaryKey;
     use bytes::Bytes;
-    use http::StatusCode;
 
     fn obj(tags: &[&str], source: Source, body: usize) -> Arc<Object> {
-        Arc::new(Object {
-            status: StatusCode::OK,
-            headers: crate::cache::fields::Fields::default(),
-            body: Bytes::from(vec![b'x'; body]),
-            freshness: Freshness {
+        Arc::new(Object::for_test(
+            Bytes::from(vec![b'x'; body]),
+            Freshness {
                 lifetime: Duration::from_secs(60),
                 initial_age: Duration::ZERO,
                 stale_while_revalidate: Duration::ZERO,
@@ -541,14 +538,9 @@ mod tests {
                 always_revalidate: false,
                 no_stale: false,
             },
-            stored_at: Instant::now(),
-            vary: Vec::new(),
-            secondary: SecondaryKey(Vec::new()),
-            public: false,
-            hits: AtomicU64::new(0),
-            surrogate_keys: tags.iter().map(|t| Box::from(*t)).collect(),
+            tags.iter().map(|t| Box::from(*t)).collect(),
             source,
-        })
+        ))
     }
 
     fn key(path: &str) -> CacheKey {

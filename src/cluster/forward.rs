@@ -13,9 +13,8 @@ use tokio::time::Instant;
 
 use super::peers::{Peer, Transition};
 use super::Cluster;
-use crate::body::ProxyBody;
 use crate::cache::key::CacheKey;
-use crate::coalesce::FetchFailure;
+use crate::failure::{FetchFailure, Kind, Replay, Source};
 use crate::origin::OriginRequest;
 
 /// The hop marker: set on every request one node sends another, naming the sender.
@@ -78,12 +77,13 @@ impl ForwardError {
         }
     }
 
-    /// For the coalescer, like `OriginError::failure`.
+    /// For the coalescer and the retry rule, like `OriginError::failure`.
     pub fn failure(&self) -> FetchFailure {
         match self {
-            ForwardError::NoLiveShard { .. } => FetchFailure::NoOrigin,
-            ForwardError::Timeout { .. } => FetchFailure::Timeout,
-            ForwardError::Connect { .. } | ForwardError::BadRequest(_) => FetchFailure::Connect,
+            ForwardError::NoLiveShard { .. } => FetchFailure::new(Source::Shard, Kind::NoUpstream),
+            ForwardError::Timeout { .. } => FetchFailure::new(Source::Shard, Kind::Timeout),
+            ForwardError::Connect { .. } => FetchFailure::new(Source::Shard, Kind::Connect),
+            ForwardError::BadRequest(_) => FetchFailure::new(Source::Local, Kind::Connect),
         }
     }
 }
@@ -99,7 +99,8 @@ impl Cluster {
     }
 
     /// Send `req` to the owner of `key`. A connect failure marks that owner down and,
-    /// for a replayable request, moves on to the next live owner. Never forwards a
+    /// when the retry rule allows it (`failure::Replay`: a replayable request, a connect
+    /// failure; never a timeout), moves on to the next live owner. Never forwards a
     /// request that already carries the hop marker: that is handed back as
     /// `NoLiveShard` untouched.
     pub async fn send(
@@ -119,30 +120,17 @@ impl Cluster {
         let mut req = req;
         let mut tried: Vec<&str> = Vec::new();
         for peer in &candidates {
-            let replay = req.retryable.then(|| {
-                (
-                    req.method.clone(),
-                    req.path_and_query.clone(),
-                    req.headers.clone(),
-                )
-            });
+            let replay = Replay::of(&req);
             match self.send_to(peer, req).await {
                 Ok(resp) => return Ok(resp),
-                Err(ForwardError::Connect { peer: name, source }) => {
+                Err(e) => {
+                    let Some(again) = replay.and_then(|r| r.after(e.failure())) else {
+                        return Err(e);
+                    };
                     tried.push(&peer.name);
-                    let Some((method, path_and_query, headers)) = replay else {
-                        return Err(ForwardError::Connect { peer: name, source });
-                    };
-                    tracing::debug!(peer = %name, error = %source, "shard unreachable; trying the next owner");
-                    req = OriginRequest {
-                        method,
-                        path_and_query,
-                        headers,
-                        body: ProxyBody::empty(),
-                        retryable: true,
-                    };
+                    tracing::debug!(peer = %peer.name, error = %e, "shard unreachable; trying the next owner");
+                    req = again;
                 }
-                Err(e) => return Err(e),
             }
         }
         Err(ForwardError::NoLiveShard {

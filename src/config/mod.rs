@@ -10,9 +10,11 @@ mod cidr;
 mod cluster;
 mod geo;
 mod parse;
+mod site_cover;
 mod sites;
 mod units;
 mod validate;
+mod validate_sites;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -30,10 +32,14 @@ pub use geo::{ClientConfig, GeoConfig, GeoMode};
 pub use sites::{
     Balance, CookieMode, HeaderEdits, OriginGroupConfig, RateLimitConfig, RedirectConfig,
     RespondConfig, ServerConfig, SetCookieMode, SiteCacheConfig, SiteConfig, SiteKeyConfig,
-    DEFAULT_GROUP, DEFAULT_SITE,
+    StatusMatch, DEFAULT_GROUP, DEFAULT_SITE,
 };
 pub use units::{format_duration, format_size, parse_duration, parse_size, MAX_DURATION};
 pub use validate::parse_host_port;
+pub use validate_sites::{
+    MAX_GROUPS, MAX_KEY_FIELDS, MAX_NAME_LEN, MAX_RATE, MAX_RATE_CLIENTS, MAX_SERVER_WEIGHT,
+    MAX_SITES,
+};
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
@@ -584,6 +590,8 @@ pub struct LogConfig {
     pub level: String,
     pub format: LogFormat,
     pub access_log: bool,
+    /// Name the site that served each response in `X-Lacquer-Site` (for debugging).
+    pub site_header: bool,
 }
 
 impl Default for LogConfig {
@@ -592,6 +600,7 @@ impl Default for LogConfig {
             level: "info".to_string(),
             format: LogFormat::Plain,
             access_log: true,
+            site_header: false,
         }
     }
 }
@@ -607,3 +616,5 @@ pub enum LogFormat {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_sites;

@@ -266,3 +266,40 @@ pub struct SiteKeyConfig {
     /// Request cookies whose values become part of the key.
     pub cookies: Vec<String>,
 }
+
+/// A `status_ttl` key: one status code ("404"), or a class ("4xx", or "4XX").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusMatch {
+    Code(u16),
+    /// The first digit of the class, 1 to 5.
+    Class(u16),
+}
+
+impl StatusMatch {
+    /// `None` for anything but a code from 100 to 599 or a class "1xx" to "5xx".
+    pub fn parse(key: &str) -> Option<StatusMatch> {
+        match *key.as_bytes() {
+            [d @ b'1'..=b'5', x, y]
+                if x.eq_ignore_ascii_case(&b'x') && y.eq_ignore_ascii_case(&b'x') =>
+            {
+                Some(StatusMatch::Class(u16::from(d - b'0')))
+            }
+            [a, b, c] if [a, b, c].iter().all(u8::is_ascii_digit) => {
+                let code = [a, b, c]
+                    .iter()
+                    .fold(0, |n, &d| n * 10 + u16::from(d - b'0'));
+                (100..=599)
+                    .contains(&code)
+                    .then_some(StatusMatch::Code(code))
+            }
+            _ => None,
+        }
+    }
+
+    pub fn matches(self, status: u16) -> bool {
+        match self {
+            StatusMatch::Code(code) => status == code,
+            StatusMatch::Class(class) => status / 100 == class,
+        }
+    }
+}

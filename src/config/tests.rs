@@ -137,6 +137,7 @@ fn shipped_config_sets_every_key() {
         "level",
         "format",
         "access_log",
+        "site_header",
         "trusted_proxies",
         "unkeyed_headers",
         "mmdb",

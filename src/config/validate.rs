@@ -11,23 +11,23 @@ use super::parse::Locator;
 use super::units::format_size;
 use super::{Cidr, Config, ConfigError, Role, MAX_TOKEN_FILE, OPEN_ENDPOINTS};
 
-struct Checker<'a, 'l> {
-    at: &'a Locator<'l>,
+pub(super) struct Checker<'a, 'l> {
+    pub(super) at: &'a Locator<'l>,
     errors: Vec<ConfigError>,
 }
 
 impl Checker<'_, '_> {
-    fn fail(&mut self, path: &str, message: String) {
+    pub(super) fn fail(&mut self, path: &str, message: String) {
         self.errors.push(self.at.error(path, message));
     }
 
-    fn nonzero_duration(&mut self, path: &str, value: Duration) {
+    pub(super) fn nonzero_duration(&mut self, path: &str, value: Duration) {
         if value.is_zero() {
             self.fail(path, format!("{path} must be greater than 0"));
         }
     }
 
-    fn nonzero(&mut self, path: &str, value: u64) {
+    pub(super) fn nonzero(&mut self, path: &str, value: u64) {
         if value == 0 {
             self.fail(path, format!("{path} must be greater than 0"));
         }
@@ -42,6 +42,7 @@ pub(crate) fn validate(config: &Config, at: &Locator<'_>) -> Vec<ConfigError> {
     check_node(&mut c, config);
     check_listen(&mut c, config);
     check_origins(&mut c, config);
+    super::validate_sites::check(&mut c, config);
     check_upstream(&mut c, config);
     check_cache(&mut c, config);
     check_limits(&mut c, config);
@@ -128,7 +129,10 @@ fn check_listen(c: &mut Checker<'_, '_>, config: &Config) {
 }
 
 fn check_origins(c: &mut Checker<'_, '_>, config: &Config) {
-    if config.origin.is_empty() && config.node.role != Role::Edge {
+    // With [[site]]s the top-level list is only the default group, which the site
+    // checks require where a site needs it; a request no site matches is answered
+    // 421/404 rather than sent to it.
+    if config.origin.is_empty() && config.node.role != Role::Edge && config.site.is_empty() {
         let role = match config.node.role {
             Role::Shard => "shard",
             _ => "standalone",
@@ -180,13 +184,11 @@ fn check_origins(c: &mut Checker<'_, '_>, config: &Config) {
                 );
             }
         }
-        check_health(c, &path, origin);
+        check_health(c, &format!("{path}.health"), &origin.health);
     }
 }
 
-fn check_health(c: &mut Checker<'_, '_>, origin_path: &str, origin: &super::OriginConfig) {
-    let h = &origin.health;
-    let p = format!("{origin_path}.health");
+pub(super) fn check_health(c: &mut Checker<'_, '_>, p: &str, h: &super::HealthConfig) {
     // The path is sent verbatim as a request-target (RFC 9112 §3.2.1,
     // origin-form), so it must start with '/' and hold only visible ASCII.
     if !h.path.starts_with('/') || !h.path.bytes().all(|b| b.is_ascii_graphic()) {
@@ -591,7 +593,7 @@ pub(crate) fn read_token_file(path: &Path) -> Result<String, String> {
 }
 
 /// RFC 9110 §5.6.2 `token`.
-fn is_token(s: &str) -> bool {
+pub(super) fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))

@@ -21,8 +21,8 @@ use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use hyper::body::Incoming;
 
 use crate::body::{BodyError, ProxyBody};
-use crate::coalesce::FetchFailure;
 use crate::config::{Balance, HealthConfig, OriginConfig, UpstreamConfig, DEFAULT_GROUP};
+use crate::failure::{FetchFailure, Kind, Replay, Source};
 use crate::metrics::Metrics;
 use balance::{Balancer, InFlight};
 pub use groups::OriginGroups;
@@ -134,13 +134,13 @@ pub enum OriginError {
 impl OriginError {
     pub fn failure(&self) -> FetchFailure {
         match self {
-            OriginError::NoOrigin => FetchFailure::NoOrigin,
-            OriginError::Timeout { .. } => FetchFailure::Timeout,
+            OriginError::NoOrigin => FetchFailure::new(Source::Local, Kind::NoUpstream),
+            OriginError::Timeout { .. } => FetchFailure::new(Source::Origin, Kind::Timeout),
+            OriginError::Connect { .. } => FetchFailure::new(Source::Origin, Kind::Connect),
+            OriginError::BadRequest(_) => FetchFailure::new(Source::Local, Kind::Connect),
             // The status for a client's broken body (400/408/413) comes from the body's
             // own record (`body::ClientFault`), which the request path reads first.
-            OriginError::Connect { .. }
-            | OriginError::BadRequest(_)
-            | OriginError::ClientBody { .. } => FetchFailure::Connect,
+            OriginError::ClientBody { .. } => FetchFailure::new(Source::Client, Kind::Abandoned),
         }
     }
 
@@ -328,29 +328,38 @@ impl OriginPool {
             .balancer
             .pick(&self.origins, affinity, None)
             .ok_or(OriginError::NoOrigin)?;
+        let replay = (self.cfg.retry && self.origins.len() > 1)
+            .then(|| Replay::of(&req))
+            .flatten();
         let OriginRequest {
             method,
             path_and_query,
             headers,
             body,
-            retryable,
+            ..
         } = req;
-        let replay = (retryable && self.cfg.retry && self.origins.len() > 1)
-            .then(|| (method.clone(), path_and_query.clone(), headers.clone()));
         match self
             .send_to(first, method, path_and_query, headers, body)
             .await
         {
             Ok(resp) => Ok(resp),
             Err(e) => {
-                let Some((m, pq, h)) = replay else {
+                let Some(again) = replay.and_then(|r| r.after(e.failure())) else {
                     return Err(e);
                 };
                 let Some(second) = self.balancer.pick(&self.origins, affinity, Some(first)) else {
                     return Err(e);
                 };
                 tracing::debug!(group = %self.group, error = %e, retry_on = %self.origins[second].address, "retrying on another origin");
-                self.send_to(second, m, pq, h, ProxyBody::empty()).await
+                let OriginRequest {
+                    method,
+                    path_and_query,
+                    headers,
+                    body,
+                    ..
+                } = again;
+                self.send_to(second, method, path_and_query, headers, body)
+                    .await
             }
         }
     }

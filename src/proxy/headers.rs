@@ -176,6 +176,37 @@ pub fn content_length(headers: &HeaderMap) -> Option<u64> {
     first.to_str().ok()?.trim().parse().ok()
 }
 
+/// A response's Vary as clients see it: the internal fields that carry a site's key
+/// cookies (`site::rules::COOKIE_FIELD_PREFIX`) mean nothing outside, and say `Cookie`.
+pub fn public_vary(headers: &mut HeaderMap) {
+    use crate::site::rules::COOKIE_FIELD_PREFIX;
+    let internal = |t: &str| {
+        t.trim()
+            .get(..COOKIE_FIELD_PREFIX.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(COOKIE_FIELD_PREFIX))
+    };
+    let lines: Vec<String> = headers
+        .get_all(http::header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .collect();
+    if !lines.iter().any(|l| l.split(',').any(internal)) {
+        return;
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for token in lines.iter().flat_map(|l| l.split(',')).map(str::trim) {
+        let name = if internal(token) { "Cookie" } else { token };
+        if !name.is_empty() && !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            names.push(name);
+        }
+    }
+    headers.remove(http::header::VARY);
+    if let Ok(v) = HeaderValue::from_str(&names.join(", ")) {
+        headers.insert(http::header::VARY, v);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,10 @@
-//! The request path, top to bottom (DESIGN.md §2): limits → classify → key → lookup →
-//! coalesce → fetch → failure → store → respond. `handle` is the whole path; each step
-//! is a small function below it.
+//! The request path, top to bottom (DESIGN.md §2): geo → limits → key and context →
+//! classify → lookup → coalesce → fetch → failure → store → respond. `handle` is the
+//! whole path; each step is a small function below it, in that order. What a step
+//! learns about the request once (key, client, directives, rules) travels in a
+//! `context::Ctx`.
 
+pub mod context;
 pub mod fetch;
 pub mod headers;
 pub mod respond;
@@ -19,12 +22,15 @@ use tokio::time::Instant;
 use crate::body::{BodyLimit, ClientFault, Fault, ProxyBody};
 use crate::cache::key::{CacheKey, KeyRules};
 use crate::cache::object::Object;
-use crate::cache::policy::{self, PolicyConfig, Usability};
-use crate::cache::store::Store;
-use crate::cache::vary;
-use crate::coalesce::{Coalescer, FetchFailure, Join, Outcome, Waiter};
+use crate::cache::policy::{self, RequestDirectives, Usability};
+use crate::cache::{vary, Cache, Rules, Target};
+use crate::coalesce::{Coalescer, Join, Outcome, Waiter};
 use crate::config::Cidr;
-use crate::origin::{OriginPool, OriginRequest};
+use crate::failure::{FetchFailure, Kind, Source};
+use crate::origin::{OriginError, OriginGroups, OriginRequest};
+use crate::site::template::Vars;
+use crate::site::{Routed, Site, Sites};
+use context::Ctx;
 use respond::{synthetic, CacheStatus};
 
 /// Settings the request path reads on every request, resolved from the config once.
@@ -32,7 +38,6 @@ use respond::{synthetic, CacheStatus};
 pub struct Settings {
     pub cache_name: String,
     pub via: HeaderValue,
-    pub max_object_size: u64,
     pub max_body: u64,
     pub body_read_timeout: Duration,
     pub between_bytes_timeout: Duration,
@@ -40,8 +45,6 @@ pub struct Settings {
     pub coalesce_timeout: Duration,
     /// With a stale copy usable on error, a fetch older than this serves it (0 = off).
     pub stale_on_slow: Duration,
-    /// Freshness of a 5xx kept without freshness of its own (negative cache; 0 = off).
-    pub error_ttl: Duration,
     pub purge_allowed: Vec<Cidr>,
     pub access_log: bool,
     /// Peers whose X-Forwarded-For is believed (`[client] trusted_proxies`).
@@ -50,6 +53,13 @@ pub struct Settings {
     pub unkeyed_headers: headers::NameList,
     /// Request head bounds (`[limits]`), checked the same on both protocols.
     pub head: HeadLimits,
+    /// `[node] name` and `pop`, for site templates.
+    pub node: String,
+    pub pop: String,
+    /// `[log] site_header`: name the site in `X-Lacquer-Site`.
+    pub site_header: bool,
+    /// `[cache] surrogate_control`: Surrogate-Control is for this cache, not clients.
+    pub surrogate_control: bool,
 }
 
 /// Bounds on a request head, the same on HTTP/1.1 and HTTP/2 (`[limits]`).
@@ -62,16 +72,33 @@ pub struct HeadLimits {
 
 /// Everything the request path shares across requests.
 pub struct Proxy {
-    pub store: Arc<Store>,
-    pub coalescer: Arc<Coalescer>,
-    pub origins: Arc<OriginPool>,
-    pub policy: PolicyConfig,
-    pub key_rules: KeyRules,
-    pub settings: Settings,
-    pub metrics: Arc<crate::metrics::Metrics>,
+    cache: Arc<Cache>,
+    coalescer: Arc<Coalescer>,
+    /// The origin groups; a group unchanged by a reload keeps its pool.
+    groups: Arc<OriginGroups>,
+    /// Where each request goes and under which rules, built once per reload.
+    sites: Arc<Sites>,
+    /// `[cache]`'s rules, for an operator's URL that no site takes.
+    fallback_rules: Rules,
+    settings: Settings,
+    metrics: Arc<crate::metrics::Metrics>,
     /// Geo-routing, when `[geo] enabled`.
-    pub geo: Option<Arc<crate::geo::Geo>>,
+    geo: Option<Arc<crate::geo::Geo>>,
     /// The PoP's cache tier, when `[cluster] enabled`.
+    cluster: Option<Arc<crate::cluster::Cluster>>,
+}
+
+/// What a [`Proxy`] is made of: the cache, in-flight map and metrics outlive reloads;
+/// the rest is built from each configuration.
+pub struct Setup {
+    pub cache: Arc<Cache>,
+    pub coalescer: Arc<Coalescer>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub groups: Arc<OriginGroups>,
+    pub sites: Sites,
+    pub fallback_rules: Rules,
+    pub settings: Settings,
+    pub geo: Option<Arc<crate::geo::Geo>>,
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
@@ -82,6 +109,16 @@ pub enum Upstream {
     Origin,
 }
 
+impl Upstream {
+    /// Whom to blame when its response breaks off.
+    pub fn source(self) -> Source {
+        match self {
+            Upstream::Shard => Source::Shard,
+            Upstream::Origin => Source::Origin,
+        }
+    }
+}
+
 /// Who is asking, and over what.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientInfo {
@@ -90,6 +127,90 @@ pub struct ClientInfo {
 }
 
 impl Proxy {
+    pub fn new(setup: Setup) -> Arc<Proxy> {
+        let Setup {
+            cache,
+            coalescer,
+            metrics,
+            groups,
+            sites,
+            fallback_rules,
+            settings,
+            geo,
+            cluster,
+        } = setup;
+        Arc::new(Proxy {
+            cache,
+            coalescer,
+            groups,
+            sites: Arc::new(sites),
+            fallback_rules,
+            settings,
+            metrics,
+            geo,
+            cluster,
+        })
+    }
+
+    /// Start what this configuration runs in the background: origin health checks,
+    /// and the geo database and PoP health refreshes.
+    pub fn spawn_background_tasks(&self) {
+        self.groups.spawn_health_checks();
+        if let Some(geo) = &self.geo {
+            geo.spawn_health_and_reload();
+        }
+    }
+
+    pub fn cache(&self) -> &Arc<Cache> {
+        &self.cache
+    }
+
+    /// The sites requests are routed to.
+    pub fn sites(&self) -> &Sites {
+        &self.sites
+    }
+
+    /// The origin groups (kept across a reload while unchanged).
+    pub fn groups(&self) -> &Arc<OriginGroups> {
+        &self.groups
+    }
+
+    /// The cache key of an operator's absolute URL (purge, push, inspect, pre-warm),
+    /// under the key rules of the site a GET for it is routed to.
+    pub fn key_for_url(&self, url: &str) -> Result<CacheKey, String> {
+        crate::cache::key::key_for_url(url, &self.rules_for(url).key)
+    }
+
+    /// The cache rules of the site a GET for the absolute `url` goes to; the node's own
+    /// (`[cache]`) when no site takes it.
+    pub fn rules_for(&self, url: &str) -> &Rules {
+        let routed = url.parse::<http::Uri>().ok().and_then(|uri| {
+            let https = uri.scheme_str() == Some("https");
+            let authority = uri.authority()?;
+            match self
+                .sites
+                .route(authority.as_str(), uri.path(), &Method::GET, https)
+            {
+                Routed::Site(site) => Some(&site.rules().cache),
+                _ => None,
+            }
+        });
+        routed.unwrap_or(&self.fallback_rules)
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
+    }
+
+    /// The PoP's cache tier, when `[cluster] enabled`.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.cluster.as_ref()
+    }
+
     /// The request path. Never fails: every problem becomes a response.
     pub async fn handle(
         self: Arc<Self>,
@@ -102,17 +223,17 @@ impl Proxy {
             .settings
             .access_log
             .then(|| (parts.method.clone(), parts.uri.clone()));
-        let (mut resp, status) = match self.geo_step(&mut parts, client) {
-            Err(resp) => (*resp, CacheStatus::default()),
+        let (mut resp, status, site) = match self.geo_step(&mut parts, client) {
+            Err(resp) => (*resp, CacheStatus::default(), None),
             Ok(pop) => {
-                let (mut resp, status) = self.route(parts, body, client).await;
+                let (mut resp, status, site) = self.route(parts, body, client).await;
                 if let Some(v) = pop {
                     resp.headers_mut().insert(crate::geo::POP_HEADER, v);
                 }
-                (resp, status)
+                (resp, status, site)
             }
         };
-        self.finish_response(&mut resp, &status);
+        self.finish_response(&mut resp, &status, site.as_deref());
         let declared = headers::content_length(resp.headers());
         self.metrics.request(
             status.result(),
@@ -120,6 +241,9 @@ impl Proxy {
             declared,
             started.elapsed(),
         );
+        if let Some(m) = site.as_ref().and_then(|s| s.meters()) {
+            m.request(status.result(), resp.status().as_u16());
+        }
         if let Some((method, uri)) = logged {
             tracing::info!(
                 target: "lacquer::access",
@@ -167,569 +291,162 @@ impl Proxy {
         }
     }
 
+    /// Steps: limits, site, key and context, classify; then pass it through or look it
+    /// up. Returns the site the request was served under, for the response's edits.
     async fn route(
         self: &Arc<Self>,
-        parts: request::Parts,
+        mut parts: request::Parts,
         body: Incoming,
         client: ClientInfo,
-    ) -> (Response<ProxyBody>, CacheStatus) {
+    ) -> (Response<ProxyBody>, CacheStatus, Option<Arc<Site>>) {
         if let Some(resp) = self.reject_bad_request(&parts) {
-            return (resp, CacheStatus::default());
+            return (resp, CacheStatus::default(), None);
         }
-        let Some(key) = self.cache_key(&parts, client) else {
+        let https = self.client_https(&parts.headers, client);
+        let site = match self.site_of(&parts, https) {
+            Ok(site) => site,
+            Err((code, why)) => return (synthetic(code, why), CacheStatus::default(), None),
+        };
+        let who = crate::geo::client::client_ip(
+            client.addr.ip(),
+            &parts.headers,
+            &self.settings.trusted_proxies,
+        );
+        if let Some(resp) = self.answer_without_origin(&site, &parts, who, https) {
+            return (resp, CacheStatus::default(), Some(site));
+        }
+        // Before the key and the directives: what the site strips is gone for both.
+        let rules = site.rules();
+        let cookie_pass = rules.cookies.apply(&mut parts.headers);
+        if site.key_cookies() {
+            crate::site::rules::set_cookie_fields(&mut parts.headers, &rules.key_headers);
+        }
+        let edited = (!site.response_edits().is_empty()).then(|| {
+            let host = authority_of(&parts).unwrap_or_default().to_owned();
+            (parts.uri.clone(), host)
+        });
+        let Some(ctx) = self.context(&parts, client, https, site.clone()) else {
             return (
                 synthetic(StatusCode::BAD_REQUEST, "missing or invalid Host"),
                 CacheStatus::default(),
+                Some(site),
             );
         };
+        let (mut resp, status) = self.classify(&ctx, parts, body, cookie_pass).await;
+        if let Some((uri, host)) = edited {
+            let vars = self.vars(&site, &uri, &host, who, https, status.result());
+            site.response_edits().apply(resp.headers_mut(), &vars);
+        }
+        (resp, status, Some(site))
+    }
+
+    /// Step: site. The first site whose rules match, else the default site; without
+    /// one, 421 for a host no site serves and 404 for the rest.
+    fn site_of(
+        &self,
+        parts: &request::Parts,
+        https: bool,
+    ) -> Result<Arc<Site>, (StatusCode, &'static str)> {
+        let Some(authority) = authority_of(parts) else {
+            return Err((StatusCode::BAD_REQUEST, "missing or invalid Host"));
+        };
+        match self
+            .sites
+            .route(authority, parts.uri.path(), &parts.method, https)
+        {
+            Routed::Site(site) => Ok(site.clone()),
+            Routed::Misdirected => Err((
+                StatusCode::MISDIRECTED_REQUEST,
+                "no site is configured for this host",
+            )),
+            Routed::NotFound => Err((StatusCode::NOT_FOUND, "not found")),
+        }
+    }
+
+    /// Step: answers without an origin, in this order: access (403), rate limit (429),
+    /// the site's redirect or fixed response.
+    fn answer_without_origin(
+        &self,
+        site: &Site,
+        parts: &request::Parts,
+        who: IpAddr,
+        https: bool,
+    ) -> Option<Response<ProxyBody>> {
+        if !site.permits(who) {
+            return Some(synthetic(StatusCode::FORBIDDEN, "forbidden"));
+        }
+        if let Some(limiter) = site.limiter() {
+            if let Err(wait) = limiter.check(who, Instant::now()) {
+                if let Some(m) = site.meters() {
+                    m.rate_limited();
+                }
+                let mut resp = synthetic(StatusCode::TOO_MANY_REQUESTS, "too many requests");
+                resp.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    crate::site::ratelimit::retry_after(wait),
+                );
+                return Some(resp);
+            }
+        }
+        let answer = site.answer()?;
+        let host = authority_of(parts).unwrap_or_default();
+        let mut resp = answer.response(&self.vars(site, &parts.uri, host, who, https, ""));
+        if parts.method == Method::HEAD {
+            *resp.body_mut() = ProxyBody::empty();
+        }
+        Some(resp)
+    }
+
+    /// What a site's templates may use about this request.
+    fn vars<'a>(
+        &'a self,
+        site: &'a Site,
+        uri: &'a http::Uri,
+        host: &'a str,
+        client: IpAddr,
+        https: bool,
+        cache: &'a str,
+    ) -> Vars<'a> {
+        Vars {
+            client_ip: client,
+            host,
+            path: uri.path(),
+            query: uri.query().unwrap_or_default(),
+            scheme: if https { "https" } else { "http" },
+            pop: &self.settings.pop,
+            node: &self.settings.node,
+            site: site.name(),
+            cache,
+        }
+    }
+
+    /// Step: classify. PURGE, requests the cache must not answer (a body, an unsafe
+    /// method, `no-store`-ish directives, a passing site or cookie) go through; the
+    /// rest are looked up.
+    async fn classify(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        parts: request::Parts,
+        body: Incoming,
+        cookie_pass: bool,
+    ) -> (Response<ProxyBody>, CacheStatus) {
         if parts.method.as_str() == "PURGE" {
-            return (self.purge(&key, client), CacheStatus::default());
+            return (self.purge(ctx), CacheStatus::default());
         }
         let has_body = headers::content_length(&parts.headers).is_some_and(|n| n > 0)
             || parts.headers.contains_key(header::TRANSFER_ENCODING);
-        // `cookie_requests = "pass"` is a pass, as in Varnish's builtin VCL: a Cookie
-        // usually means a personalised page, and an origin's `public` on it is a bug
-        // the cache must not turn into one user's page served to everyone.
-        let cookie_pass =
-            self.policy.cookie_requests_pass && parts.headers.contains_key(header::COOKIE);
-        if !policy::request_cacheable(&parts) || has_body || cookie_pass {
-            return self.pass_through(parts, body, client, key).await;
+        // A Cookie left under `cookies = "pass"` is a pass, as in Varnish's builtin VCL:
+        // a Cookie usually means a personalised page, and an origin's `public` on it is
+        // a bug the cache must not turn into one user's page served to everyone.
+        if ctx.site.rules().pass
+            || cookie_pass
+            || has_body
+            || !policy::request_cacheable_with(&parts.method, &ctx.asked)
+        {
+            return self.pass_through(ctx, parts, body).await;
         }
         drop(body);
-        self.lookup(Arc::new(parts), key, client).await
-    }
-
-    /// Step: classify. Requests with a body or an unsafe method go straight through;
-    /// a successful unsafe method invalidates what it may have changed (RFC 9111 4.4).
-    async fn pass_through(
-        self: &Arc<Self>,
-        parts: request::Parts,
-        body: Incoming,
-        client: ClientInfo,
-        key: CacheKey,
-    ) -> (Response<ProxyBody>, CacheStatus) {
-        let unsafe_method = !matches!(
-            parts.method,
-            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
-        );
-        let fault = Arc::new(ClientFault::default());
-        let limit = BodyLimit {
-            max: self.settings.max_body,
-            fault: fault.clone(),
-        };
-        let req_body = ProxyBody::stream(body, self.settings.body_read_timeout, Some(limit));
-        let origin_req = self.origin_request(&parts, client, req_body, false);
-        let status = CacheStatus::fwd(if unsafe_method { "method" } else { "bypass" });
-        match self.upstream(&key, origin_req).await {
-            Ok((resp, _)) => {
-                let (mut rparts, rbody) = resp.into_parts();
-                headers::strip_hop_by_hop(&mut rparts.headers);
-                if unsafe_method && (rparts.status.is_success() || rparts.status.is_redirection()) {
-                    self.invalidate(&key, &parts, &rparts.headers);
-                }
-                let mut status = status;
-                status.fwd_status = Some(rparts.status.as_u16());
-                let body = ProxyBody::stream(rbody, self.settings.between_bytes_timeout, None);
-                (Response::from_parts(rparts, body), status)
-            }
-            Err(why) => {
-                // The client's body broke the exchange: say so, and do not blame the origin.
-                let resp = match fault.get() {
-                    Some(Fault::TooLarge) => {
-                        synthetic(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
-                    }
-                    Some(Fault::Malformed) => synthetic(
-                        StatusCode::BAD_REQUEST,
-                        "malformed or incomplete request body",
-                    ),
-                    Some(Fault::Stalled) => {
-                        synthetic(StatusCode::REQUEST_TIMEOUT, "request body timed out")
-                    }
-                    None => failure_response(why),
-                };
-                (resp, status)
-            }
-        }
-    }
-
-    /// Step: lookup. Fresh → serve; stale within stale-while-revalidate → serve and refresh
-    /// in the background; otherwise fetch (revalidating the stale copy when it has validators).
-    async fn lookup(
-        self: &Arc<Self>,
-        parts: Arc<request::Parts>,
-        key: CacheKey,
-        client: ClientInfo,
-    ) -> (Response<ProxyBody>, CacheStatus) {
-        let credentials = self.has_credentials(&parts.headers);
-        if let Some(cluster) = &self.cluster {
-            cluster.observe(key.hash);
-        }
-        let now = Instant::now();
-        let stored = self
-            .store
-            .lookup(&key, &parts.headers)
-            .filter(|o| !credentials || o.public);
-        let cc = crate::cache::control::CacheControl::parse(
-            parts.headers.get_all(header::CACHE_CONTROL),
-        );
-        match stored {
-            Some(obj) => match obj.usability(now, &parts.headers) {
-                Usability::Fresh => respond::from_object(&parts, &obj, now, CacheStatus::hit()),
-                Usability::StaleWhileRevalidate => {
-                    // A refresh that just failed is not retried before `error_backoff`.
-                    if !self.coalescer.recently_failed(key.hash) {
-                        self.background_refresh(&parts, &key, &obj, client);
-                    }
-                    self.metrics.stale("stale-while-revalidate");
-                    let mut st = CacheStatus::hit();
-                    st.stale = true;
-                    st.detail = Some("stale-while-revalidate");
-                    respond::from_object(&parts, &obj, now, st)
-                }
-                Usability::MustRevalidate { usable_on_error } => {
-                    if cc.only_if_cached {
-                        return (
-                            synthetic(StatusCode::GATEWAY_TIMEOUT, "not cached"),
-                            CacheStatus::fwd("request"),
-                        );
-                    }
-                    // A stored error is no better stand-in for a fresh error.
-                    let fallback =
-                        (usable_on_error && !obj.status.is_server_error()).then_some(obj.clone());
-                    self.miss(parts, key, Some(obj), fallback, client, "stale")
-                        .await
-                }
-                Usability::Expired => {
-                    if cc.only_if_cached {
-                        return (
-                            synthetic(StatusCode::GATEWAY_TIMEOUT, "not cached"),
-                            CacheStatus::fwd("request"),
-                        );
-                    }
-                    self.miss(parts, key, Some(obj), None, client, "stale")
-                        .await
-                }
-            },
-            None => {
-                if cc.only_if_cached {
-                    return (
-                        synthetic(StatusCode::GATEWAY_TIMEOUT, "not cached"),
-                        CacheStatus::fwd("request"),
-                    );
-                }
-                self.miss(parts, key, None, None, client, "miss").await
-            }
-        }
-    }
-
-    /// Steps: coalesce, fetch, failure. Join the in-flight fetch for this key or lead one;
-    /// a waiter gets the head and then each body chunk as it arrives. With a stale copy
-    /// usable on error (`fallback`), a key whose last fetch failed within `error_backoff`
-    /// is answered with it at once, and a fetch slower than `stale_on_slow` serves it too.
-    async fn miss(
-        self: &Arc<Self>,
-        parts: Arc<request::Parts>,
-        key: CacheKey,
-        stored: Option<Arc<Object>>,
-        fallback: Option<Arc<Object>>,
-        client: ClientInfo,
-        reason: &'static str,
-    ) -> (Response<ProxyBody>, CacheStatus) {
-        if let Some(obj) = &fallback {
-            if self.coalescer.recently_failed(key.hash) {
-                let mut st = CacheStatus::hit();
-                st.stale = true;
-                st.detail = Some("stale-if-error; backoff");
-                self.metrics.stale("origin-backoff");
-                return respond::from_object(&parts, obj, Instant::now(), st);
-            }
-        }
-        if self.coalescer.is_hit_for_miss(key.hash) {
-            let waiter = self.fetch_alone(&parts, &key, stored, client);
-            let mut st = CacheStatus::fwd(reason);
-            st.detail = Some("hit-for-miss");
-            let outcome = self.wait(waiter, fallback.is_some()).await;
-            return self.deliver(&parts, outcome, fallback, st);
-        }
-        match self.coalescer.join(&key, &parts) {
-            Join::Busy => (
-                synthetic(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "too many requests waiting for this object",
-                ),
-                CacheStatus::fwd(reason),
-            ),
-            Join::Leader(writer, waiter) => {
-                let job = self.fetch_job(&parts, stored, client);
-                tokio::spawn(fetch::run(self.clone(), writer, job));
-                let outcome = self.wait(waiter, fallback.is_some()).await;
-                self.deliver(&parts, outcome, fallback, CacheStatus::fwd(reason))
-            }
-            Join::Follower(waiter) => {
-                let mut st = CacheStatus::fwd(reason);
-                st.collapsed = true;
-                let same_variant_as_leader =
-                    |head_headers: &HeaderMap, flight_headers: &HeaderMap| match vary::parse_vary(
-                        head_headers,
-                    ) {
-                        vary::Vary::None => true,
-                        vary::Vary::Star => false,
-                        vary::Vary::Fields(f) => {
-                            let mine = vary::secondary_key(&f, &parts.headers);
-                            mine.is_some() && mine == vary::secondary_key(&f, flight_headers)
-                        }
-                    };
-                let flight = waiter.flight().clone();
-                let waited = Instant::now();
-                let waiting = self.metrics.waiting();
-                let outcome = self.wait(waiter, fallback.is_some()).await;
-                drop(waiting);
-                self.metrics
-                    .coalesce_wait
-                    .observe(waited.elapsed().as_secs_f64());
-                let outcome = match outcome {
-                    Outcome::Stream { head, .. }
-                        if !same_variant_as_leader(&head.headers, &flight.leader.headers) =>
-                    {
-                        Outcome::GiveUp
-                    }
-                    o => o,
-                };
-                if let Outcome::GiveUp = outcome {
-                    let waiter = self.fetch_alone(&parts, &key, stored, client);
-                    st.collapsed = false;
-                    let outcome = self.wait(waiter, fallback.is_some()).await;
-                    return self.deliver(&parts, outcome, fallback, st);
-                }
-                self.deliver(&parts, outcome, fallback, st)
-            }
-        }
-    }
-
-    /// Wait for a flight's head. Nothing shorter than the fetch's own timeouts ends the
-    /// wait (so waiters share the leader's answer or failure), except, with a stale copy
-    /// to serve, the fetch reaching `stale_on_slow`: counted from the fetch's start, so a
-    /// late joiner of a slow fetch is answered at once.
-    async fn wait(&self, waiter: Waiter, has_fallback: bool) -> Outcome {
-        let started = waiter.flight().started;
-        let bound = started + self.settings.coalesce_timeout;
-        let slow = (has_fallback && !self.settings.stale_on_slow.is_zero())
-            .then(|| started + self.settings.stale_on_slow);
-        let deadline = slow.map_or(bound, |s| s.min(bound));
-        match tokio::time::timeout_at(deadline, waiter.outcome()).await {
-            Ok(outcome) => outcome,
-            Err(_) if slow.is_some() => Outcome::Slow,
-            Err(_) => Outcome::Failed(FetchFailure::Timeout),
-        }
-    }
-
-    /// Step: fetch (DESIGN.md §2 step 8). An edge sends the request to the shard that
-    /// owns the key; a shard or standalone node, a request another node already
-    /// forwarded (hop marker), and an edge with no live shard use the origin pool.
-    pub async fn upstream(
-        &self,
-        key: &CacheKey,
-        req: OriginRequest,
-    ) -> Result<(Response<Incoming>, Upstream), FetchFailure> {
-        let req = match &self.cluster {
-            Some(cluster) if cluster.forwards(&req.headers) => match cluster.send(key, req).await {
-                Ok(resp) => return Ok((resp, Upstream::Shard)),
-                Err(e) if e.is_no_live_shard() => {
-                    tracing::debug!(url = %key.url, error = %e, "no live shard: asking the origins");
-                    match e.into_request() {
-                        Some(req) => req,
-                        None => return Err(FetchFailure::NoOrigin),
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(url = %key.url, error = %e, "shard fetch failed");
-                    return Err(e.failure());
-                }
-            },
-            _ => req,
-        };
-        match self.origins.send(req).await {
-            Ok(resp) => Ok((resp, Upstream::Origin)),
-            Err(e) => {
-                tracing::warn!(url = %key.url, error = %e, "origin fetch failed");
-                Err(e.failure())
-            }
-        }
-    }
-
-    /// The client's scheme: its own connection's, or, for a request another lacquer
-    /// node forwarded (over plain HTTP inside the PoP), the one that node saw.
-    fn client_https(&self, headers: &HeaderMap, client: ClientInfo) -> bool {
-        client.tls
-            || (self.cluster.is_some()
-                && crate::cluster::is_forwarded(headers)
-                && headers
-                    .get("x-forwarded-proto")
-                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")))
-    }
-
-    /// The Prometheus exposition, with the cache gauges read at scrape time.
-    pub fn metrics_text(&self) -> String {
-        let m = &self.metrics;
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            m.tasks_alive
-                .set(i64::try_from(rt.metrics().num_alive_tasks()).unwrap_or(i64::MAX));
-        }
-        m.cache_objects
-            .set(i64::try_from(self.store.object_count()).unwrap_or(i64::MAX));
-        m.cache_bytes
-            .set(i64::try_from(self.store.weighted_size()).unwrap_or(i64::MAX));
-        let (inserted, evicted) = self.store.counters();
-        m.insertions
-            .inner()
-            .store(inserted, std::sync::atomic::Ordering::Relaxed);
-        m.evictions
-            .inner()
-            .store(evicted, std::sync::atomic::Ordering::Relaxed);
-        m.encode_prometheus()
-    }
-
-    /// Pull pre-warm: fetch `url` through the normal request path (coalesced, stored by
-    /// the usual rules) as if a client asked for it, and read the body to the end.
-    /// Returns the status and the Cache-Status result (hit, miss, ...).
-    pub async fn fill(self: &Arc<Self>, url: &str) -> Result<(StatusCode, &'static str), String> {
-        use http_body_util::BodyExt;
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
-        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-            return Err(format!("URL {url:?} must be absolute (http://host/path)"));
-        };
-        if scheme != "http" && scheme != "https" {
-            return Err(format!("URL {url:?}: scheme must be http or https"));
-        }
-        let host = HeaderValue::from_str(authority.as_str()).map_err(|e| e.to_string())?;
-        let pq = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-        let (mut parts, ()) = Request::builder()
-            .method(Method::GET)
-            .uri(pq.as_str())
-            .header(header::HOST, host)
-            .header(header::USER_AGENT, "lacquer-prewarm")
-            .body(())
-            .map_err(|e| e.to_string())?
-            .into_parts();
-        parts.version = http::Version::HTTP_11;
-        let client = ClientInfo {
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            tls: scheme == "https",
-        };
-        let key = self
-            .cache_key(&parts, client)
-            .ok_or_else(|| format!("URL {url:?} has no usable host"))?;
-        let (resp, status) = self.lookup(Arc::new(parts), key, client).await;
-        let code = resp.status();
-        // Drain rather than collect: a large body that is not stored must not be held.
-        let mut body = std::pin::pin!(resp.into_body());
-        while let Some(frame) = body.frame().await {
-            frame.map_err(|e| format!("body of {url}: {e}"))?;
-        }
-        Ok((code, status.result()))
-    }
-
-    /// A fetch of our own, outside the in-flight map (hit-for-miss, or released by a leader).
-    fn fetch_alone(
-        self: &Arc<Self>,
-        parts: &Arc<request::Parts>,
-        key: &CacheKey,
-        stored: Option<Arc<Object>>,
-        client: ClientInfo,
-    ) -> Waiter {
-        // Nobody else can join this fetch: it ends with its client, unless it revalidates
-        // a stored copy (its answer refreshes the cache).
-        let (writer, waiter) = self.coalescer.detached(key, parts, stored.is_none());
-        let job = self.fetch_job(parts, stored, client);
-        tokio::spawn(fetch::run(self.clone(), writer, job));
-        waiter
-    }
-
-    fn fetch_job(
-        &self,
-        parts: &Arc<request::Parts>,
-        stored: Option<Arc<Object>>,
-        client: ClientInfo,
-    ) -> fetch::FetchJob {
-        let mut origin_request = self.origin_request(parts, client, ProxyBody::empty(), true);
-        if let Some(obj) = stored.as_ref() {
-            for (name, value) in policy::revalidation_headers(&obj.headers.to_map()) {
-                origin_request.headers.insert(name, value);
-            }
-        }
-        // The fill is a GET whatever the client asked (a HEAD miss fills the cache too).
-        let request = if parts.method == Method::GET {
-            parts.clone()
-        } else {
-            let mut p = request::Parts::clone(parts);
-            p.method = Method::GET;
-            Arc::new(p)
-        };
-        fetch::FetchJob {
-            request,
-            origin_request,
-            stale: stored,
-            credentials: self.has_credentials(&parts.headers),
-        }
-    }
-
-    /// stale-while-revalidate: one background refresh per key, the client is not kept waiting.
-    fn background_refresh(
-        self: &Arc<Self>,
-        parts: &Arc<request::Parts>,
-        key: &CacheKey,
-        obj: &Arc<Object>,
-        client: ClientInfo,
-    ) {
-        if let Some(writer) = self.coalescer.claim(key, parts) {
-            let job = self.fetch_job(parts, Some(obj.clone()), client);
-            tokio::spawn(fetch::run(self.clone(), writer, job));
-        }
-    }
-
-    /// Step: failure and respond. Turn a flight's outcome into this client's response,
-    /// falling back to a stale copy when the origin failed or answered 5xx.
-    fn deliver(
-        &self,
-        parts: &request::Parts,
-        outcome: Outcome,
-        fallback: Option<Arc<Object>>,
-        mut status: CacheStatus,
-    ) -> (Response<ProxyBody>, CacheStatus) {
-        let now = Instant::now();
-        match outcome {
-            Outcome::Stream { head, reader } => {
-                if head.status.is_server_error() {
-                    if let Some(obj) = fallback {
-                        status.fwd = Some("stale");
-                        status.fwd_status = Some(head.status.as_u16());
-                        status.stale = true;
-                        status.detail = Some("stale-if-error");
-                        status.collapsed = false;
-                        self.metrics.stale("origin-5xx");
-                        return respond::from_object(parts, &obj, now, status);
-                    }
-                }
-                status.fwd_status = Some(head.status.as_u16());
-                status.stored = head.stored;
-                let mut resp = Response::new(ProxyBody::empty());
-                *resp.status_mut() = head.status;
-                *resp.headers_mut() = head.headers.clone();
-                if parts.method != Method::HEAD {
-                    *resp.body_mut() = ProxyBody::coalesced(reader);
-                }
-                (resp, status)
-            }
-            Outcome::Object(obj) => {
-                status.fwd_status = Some(304);
-                respond::from_object(parts, &obj, now, status)
-            }
-            Outcome::Failed(why) => match fallback {
-                Some(obj) => {
-                    status.fwd = Some("stale");
-                    status.stale = true;
-                    status.detail = Some(match why {
-                        FetchFailure::Timeout => "stale-if-error; origin timeout",
-                        _ => "stale-if-error",
-                    });
-                    status.collapsed = false;
-                    self.metrics.stale(match why {
-                        FetchFailure::Timeout => "origin-timeout",
-                        _ => "origin-unreachable",
-                    });
-                    respond::from_object(parts, &obj, now, status)
-                }
-                None => (failure_response(why), status),
-            },
-            // `wait` says Slow only to a waiter with a fallback.
-            Outcome::Slow => match fallback {
-                Some(obj) => {
-                    status.fwd = Some("stale");
-                    status.stale = true;
-                    status.detail = Some("stale-on-slow");
-                    status.collapsed = false;
-                    self.metrics.stale("origin-slow");
-                    respond::from_object(parts, &obj, now, status)
-                }
-                None => (failure_response(FetchFailure::Timeout), status),
-            },
-            // Only followers see GiveUp, and `miss` turns it into a fetch of their own.
-            Outcome::GiveUp => (failure_response(FetchFailure::Abandoned), status),
-        }
-    }
-
-    /// The request as sent to the origin: hop-by-hop removed, Host kept, Via and
-    /// X-Forwarded-For added; a cache fill is a GET without client preconditions.
-    fn origin_request(
-        &self,
-        parts: &request::Parts,
-        client: ClientInfo,
-        body: ProxyBody,
-        fill: bool,
-    ) -> OriginRequest {
-        let mut h = parts.headers.clone();
-        headers::strip_hop_by_hop(&mut h);
-        headers::strip_underscored(&mut h);
-        let peer = canonical_ip(client.addr.ip());
-        if !self
-            .settings
-            .trusted_proxies
-            .iter()
-            .any(|c| c.contains(peer))
-        {
-            self.settings.unkeyed_headers.strip(&mut h);
-        }
-        // The origin must see the host the response will be cached under (RFC 9112
-        // 3.2.2: an absolute-form target replaces Host).
-        if let Some(a) = authority_of(parts) {
-            if let Ok(v) = HeaderValue::from_str(a) {
-                h.insert(header::HOST, v);
-            }
-        }
-        headers::append_via(&mut h, &self.settings.via);
-        headers::append_forwarded_for(&mut h, client.addr.ip());
-        let https = self.client_https(&parts.headers, client);
-        h.insert(
-            http::HeaderName::from_static("x-forwarded-proto"),
-            HeaderValue::from_static(if https { "https" } else { "http" }),
-        );
-        let method = if fill {
-            headers::strip_client_conditionals(&mut h);
-            Method::GET
-        } else {
-            parts.method.clone()
-        };
-        let path_and_query = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        OriginRequest {
-            retryable: fill || matches!(method, Method::GET | Method::HEAD | Method::OPTIONS),
-            method,
-            path_and_query,
-            headers: h,
-            body,
-        }
-    }
-
-    /// Step: key. The authority comes from the URI (HTTP/2, absolute-form) or Host.
-    fn cache_key(&self, parts: &request::Parts, client: ClientInfo) -> Option<CacheKey> {
-        let authority = authority_of(parts)?;
-        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let scheme = if self.client_https(&parts.headers, client) {
-            "https"
-        } else {
-            "http"
-        };
-        Some(CacheKey::new(scheme, authority, pq, &self.key_rules))
-    }
-
-    fn has_credentials(&self, h: &HeaderMap) -> bool {
-        // A Cookie under the pass policy never gets this far (`route` passes it).
-        h.contains_key(header::AUTHORIZATION)
+        self.lookup(ctx, Arc::new(parts)).await
     }
 
     /// Step: limits that hyper does not enforce itself.
@@ -792,15 +509,36 @@ impl Proxy {
         None
     }
 
+    /// Step: key and context. What every later step needs to know about the request,
+    /// worked out once: its key under its site's rules, the client's scheme, its own
+    /// cache directives, and the site. None without a usable authority.
+    fn context(
+        &self,
+        parts: &request::Parts,
+        client: ClientInfo,
+        https: bool,
+        site: Arc<Site>,
+    ) -> Option<Ctx> {
+        let authority = authority_of(parts)?;
+        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let scheme = if https { "https" } else { "http" };
+        Some(Ctx {
+            key: CacheKey::new(scheme, authority, pq, &site.rules().cache.key),
+            client,
+            https,
+            asked: RequestDirectives::of(&parts.headers),
+            site,
+        })
+    }
+
     /// `PURGE` on the public listener: only from `purge_allowed` addresses.
-    fn purge(&self, key: &CacheKey, client: ClientInfo) -> Response<ProxyBody> {
-        let ip = canonical_ip(client.addr.ip());
+    fn purge(&self, ctx: &Ctx) -> Response<ProxyBody> {
+        let ip = canonical_ip(ctx.client.addr.ip());
         if !self.settings.purge_allowed.iter().any(|c| c.contains(ip)) {
             return synthetic(StatusCode::FORBIDDEN, "PURGE not allowed from this address");
         }
-        let n = self.store.purge_url(key, false).objects;
-        self.coalescer.clear_hit_for_miss(key.hash);
-        tracing::info!(url = %key.url, client = %ip, purged = n, "purge");
+        let n = self.cache.purge(Target::Url(&ctx.key), false).objects;
+        tracing::info!(url = %ctx.key.url, client = %ip, purged = n, "purge");
         let body = format!("{{\"purged\":{n}}}\n");
         let mut resp = Response::new(ProxyBody::full(body));
         resp.headers_mut().insert(
@@ -812,10 +550,63 @@ impl Proxy {
         resp
     }
 
+    /// Step: classify. Requests with a body or an unsafe method go straight through;
+    /// a successful unsafe method invalidates what it may have changed (RFC 9111 4.4).
+    async fn pass_through(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        parts: request::Parts,
+        body: Incoming,
+    ) -> (Response<ProxyBody>, CacheStatus) {
+        let unsafe_method = !matches!(
+            parts.method,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+        );
+        let fault = Arc::new(ClientFault::default());
+        let limit = BodyLimit {
+            max: self.settings.max_body,
+            fault: fault.clone(),
+        };
+        let req_body = ProxyBody::stream(body, self.settings.body_read_timeout, Some(limit));
+        let origin_req = self.origin_request(ctx, &parts, req_body, false);
+        let status = CacheStatus::fwd(if unsafe_method { "method" } else { "bypass" });
+        match self.upstream(ctx, origin_req).await {
+            Ok((resp, _)) => {
+                let (mut rparts, rbody) = resp.into_parts();
+                headers::strip_hop_by_hop(&mut rparts.headers);
+                if unsafe_method && (rparts.status.is_success() || rparts.status.is_redirection()) {
+                    self.invalidate(ctx, &parts, &rparts.headers);
+                }
+                let mut status = status;
+                status.fwd_status = Some(rparts.status.as_u16());
+                let body = ProxyBody::stream(rbody, self.settings.between_bytes_timeout, None);
+                (Response::from_parts(rparts, body), status)
+            }
+            Err(why) => {
+                // The client's body broke the exchange: say so, and do not blame the origin.
+                let resp = match fault.get() {
+                    Some(Fault::TooLarge) => {
+                        synthetic(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+                    }
+                    Some(Fault::Malformed) => synthetic(
+                        StatusCode::BAD_REQUEST,
+                        "malformed or incomplete request body",
+                    ),
+                    Some(Fault::Stalled) => {
+                        synthetic(StatusCode::REQUEST_TIMEOUT, "request body timed out")
+                    }
+                    None => failure_response(why),
+                };
+                (resp, status)
+            }
+        }
+    }
+
     /// RFC 9111 4.4: after an unsafe method succeeds, the target URI and the URIs in
     /// Location / Content-Location (same authority only, against poisoning) are invalid.
-    fn invalidate(&self, key: &CacheKey, parts: &request::Parts, resp: &HeaderMap) {
-        self.store.purge_url(key, false);
+    fn invalidate(&self, ctx: &Ctx, parts: &request::Parts, resp: &HeaderMap) {
+        let (key, rules) = (&ctx.key, &ctx.rules().key);
+        self.cache.remove(key);
         let authority = parts
             .uri
             .authority()
@@ -834,23 +625,450 @@ impl Proxy {
                 continue;
             };
             let target_key = if target.starts_with('/') {
-                Some(CacheKey::new(&scheme, &authority, target, &self.key_rules))
+                Some(CacheKey::new(&scheme, &authority, target, rules))
             } else {
-                crate::cache::key::key_for_url(target, &self.key_rules)
+                crate::cache::key::key_for_url(target, rules)
                     .ok()
-                    .filter(|k| same_authority(&k.url, &scheme, &authority, &self.key_rules))
+                    .filter(|k| same_authority(&k.url, &scheme, &authority, rules))
             };
             if let Some(k) = target_key {
-                self.store.purge_url(&k, false);
+                self.cache.remove(&k);
             }
         }
     }
 
+    /// Step: lookup. Fresh → serve; stale within stale-while-revalidate → serve and refresh
+    /// in the background; otherwise fetch (revalidating the stale copy when it has validators).
+    async fn lookup(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        parts: Arc<request::Parts>,
+    ) -> (Response<ProxyBody>, CacheStatus) {
+        if let Some(cluster) = &self.cluster {
+            cluster.observe(ctx.key.hash);
+        }
+        let now = Instant::now();
+        // A Cookie under the pass policy never gets this far (`route` passes it).
+        let stored = self
+            .cache
+            .lookup(&ctx.key, &parts.headers)
+            .filter(|o| !ctx.asked.credentials || o.public);
+        let cc = &ctx.asked.cc;
+        match stored {
+            Some(obj) => match obj.usability(now, cc) {
+                Usability::Fresh => respond::from_object(&parts, &obj, now, CacheStatus::hit()),
+                Usability::StaleWhileRevalidate => {
+                    // A refresh that just failed is not retried before `error_backoff`.
+                    if !self.coalescer.recently_failed(ctx.key.hash) {
+                        self.background_refresh(ctx, &parts, &obj);
+                    }
+                    self.metrics.stale("stale-while-revalidate");
+                    let mut st = CacheStatus::hit();
+                    st.stale = true;
+                    st.detail = Some("stale-while-revalidate");
+                    respond::from_object(&parts, &obj, now, st)
+                }
+                Usability::MustRevalidate { usable_on_error } => {
+                    if cc.only_if_cached {
+                        return (
+                            synthetic(StatusCode::GATEWAY_TIMEOUT, "not cached"),
+                            CacheStatus::fwd("request"),
+                        );
+                    }
+                    // A stored error is no better stand-in for a fresh error.
+                    let fallback =
+                        (usable_on_error && !obj.status.is_server_error()).then_some(obj.clone());
+                    self.miss(ctx, parts, Some(obj), fallback).await
+                }
+                Usability::Expired => {
+                    if cc.only_if_cached {
+                        return (
+                            synthetic(StatusCode::GATEWAY_TIMEOUT, "not cached"),
+                            CacheStatus::fwd("request"),
+                        );
+                    }
+                    self.miss(ctx, parts, Some(obj), None).await
+                }
+            },
+            None => {
+                if cc.only_if_cached {
+                    return (
+                        synthetic(StatusCode::GATEWAY_TIMEOUT, "not cached"),
+                        CacheStatus::fwd("request"),
+                    );
+                }
+                self.miss(ctx, parts, None, None).await
+            }
+        }
+    }
+
+    /// Steps: coalesce, fetch, failure. Join the in-flight fetch for this key or lead one;
+    /// a waiter gets the head and then each body chunk as it arrives. With a stale copy
+    /// usable on error (`fallback`), a key whose last fetch failed within `error_backoff`
+    /// is answered with it at once, and a fetch slower than `stale_on_slow` serves it too.
+    async fn miss(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        parts: Arc<request::Parts>,
+        stored: Option<Arc<Object>>,
+        fallback: Option<Arc<Object>>,
+    ) -> (Response<ProxyBody>, CacheStatus) {
+        let reason = if stored.is_some() { "stale" } else { "miss" };
+        if let Some(obj) = &fallback {
+            if self.coalescer.recently_failed(ctx.key.hash) {
+                let mut st = CacheStatus::hit();
+                st.stale = true;
+                st.detail = Some("stale-if-error; backoff");
+                self.metrics.stale("origin-backoff");
+                return respond::from_object(&parts, obj, Instant::now(), st);
+            }
+        }
+        if self.cache.is_hit_for_miss(&ctx.key) {
+            let waiter = self.fetch_alone(ctx, &parts, stored);
+            let mut st = CacheStatus::fwd(reason);
+            st.detail = Some("hit-for-miss");
+            let outcome = self.wait(waiter, fallback.is_some()).await;
+            return self.deliver(&parts, outcome, fallback, st);
+        }
+        match self.coalescer.join(&ctx.key, &parts) {
+            Join::Busy => (
+                synthetic(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many requests waiting for this object",
+                ),
+                CacheStatus::fwd(reason),
+            ),
+            Join::Leader(writer, waiter) => {
+                let job = self.fetch_job(ctx, &parts, stored);
+                tokio::spawn(fetch::run(self.clone(), writer, job));
+                let outcome = self.wait(waiter, fallback.is_some()).await;
+                self.deliver(&parts, outcome, fallback, CacheStatus::fwd(reason))
+            }
+            Join::Follower(waiter) => {
+                let mut st = CacheStatus::fwd(reason);
+                st.collapsed = true;
+                let same_variant_as_leader =
+                    |head_headers: &HeaderMap, flight_headers: &HeaderMap| match vary::parse_vary(
+                        head_headers,
+                    ) {
+                        vary::Vary::None => true,
+                        vary::Vary::Star => false,
+                        vary::Vary::Fields(f) => {
+                            let mine = vary::secondary_key(&f, &parts.headers);
+                            mine.is_some() && mine == vary::secondary_key(&f, flight_headers)
+                        }
+                    };
+                let flight = waiter.flight().clone();
+                let waited = Instant::now();
+                let waiting = self.metrics.waiting();
+                let outcome = self.wait(waiter, fallback.is_some()).await;
+                drop(waiting);
+                self.metrics
+                    .coalesce_wait
+                    .observe(waited.elapsed().as_secs_f64());
+                let outcome = match outcome {
+                    Outcome::Stream { head, .. }
+                        if !same_variant_as_leader(&head.headers, &flight.leader.headers) =>
+                    {
+                        Outcome::GiveUp
+                    }
+                    o => o,
+                };
+                if let Outcome::GiveUp = outcome {
+                    let waiter = self.fetch_alone(ctx, &parts, stored);
+                    st.collapsed = false;
+                    let outcome = self.wait(waiter, fallback.is_some()).await;
+                    return self.deliver(&parts, outcome, fallback, st);
+                }
+                self.deliver(&parts, outcome, fallback, st)
+            }
+        }
+    }
+
+    /// Wait for a flight's head. Nothing shorter than the fetch's own timeouts ends the
+    /// wait (so waiters share the leader's answer or failure), except, with a stale copy
+    /// to serve, the fetch reaching `stale_on_slow`: counted from the fetch's start, so a
+    /// late joiner of a slow fetch is answered at once.
+    async fn wait(&self, waiter: Waiter, has_fallback: bool) -> Outcome {
+        let started = waiter.flight().started;
+        let bound = started + self.settings.coalesce_timeout;
+        let slow = (has_fallback && !self.settings.stale_on_slow.is_zero())
+            .then(|| started + self.settings.stale_on_slow);
+        let deadline = slow.map_or(bound, |s| s.min(bound));
+        match tokio::time::timeout_at(deadline, waiter.outcome()).await {
+            Ok(outcome) => outcome,
+            Err(_) if slow.is_some() => Outcome::Slow,
+            // lacquer's own safety bound fired; which upstream is slow is not known here.
+            Err(_) => Outcome::Failed(FetchFailure::new(Source::Local, Kind::Timeout)),
+        }
+    }
+
+    /// Step: failure and respond. Turn a flight's outcome into this client's response,
+    /// falling back to a stale copy when the origin failed or answered 5xx.
+    fn deliver(
+        &self,
+        parts: &request::Parts,
+        outcome: Outcome,
+        fallback: Option<Arc<Object>>,
+        mut status: CacheStatus,
+    ) -> (Response<ProxyBody>, CacheStatus) {
+        let now = Instant::now();
+        match outcome {
+            Outcome::Stream { head, reader } => {
+                if head.status.is_server_error() {
+                    if let Some(obj) = fallback {
+                        status.fwd = Some("stale");
+                        status.fwd_status = Some(head.status.as_u16());
+                        status.stale = true;
+                        status.detail = Some("stale-if-error");
+                        status.collapsed = false;
+                        self.metrics.stale("origin-5xx");
+                        return respond::from_object(parts, &obj, now, status);
+                    }
+                }
+                status.fwd_status = Some(head.status.as_u16());
+                status.stored = head.stored;
+                let mut resp = Response::new(ProxyBody::empty());
+                *resp.status_mut() = head.status;
+                *resp.headers_mut() = head.headers.clone();
+                if parts.method != Method::HEAD {
+                    *resp.body_mut() = ProxyBody::coalesced(reader);
+                }
+                (resp, status)
+            }
+            Outcome::Object(obj) => {
+                status.fwd_status = Some(304);
+                respond::from_object(parts, &obj, now, status)
+            }
+            Outcome::Failed(why) => match fallback {
+                Some(obj) => {
+                    status.fwd = Some("stale");
+                    status.stale = true;
+                    status.detail = Some(why.stale_detail());
+                    status.collapsed = false;
+                    self.metrics.stale(why.stale_reason());
+                    respond::from_object(parts, &obj, now, status)
+                }
+                None => (failure_response(why), status),
+            },
+            // `wait` says Slow only to a waiter with a fallback.
+            Outcome::Slow => match fallback {
+                Some(obj) => {
+                    status.fwd = Some("stale");
+                    status.stale = true;
+                    status.detail = Some("stale-on-slow");
+                    status.collapsed = false;
+                    self.metrics.stale("origin-slow");
+                    respond::from_object(parts, &obj, now, status)
+                }
+                None => (
+                    failure_response(FetchFailure::new(Source::Local, Kind::Timeout)),
+                    status,
+                ),
+            },
+            // Only followers see GiveUp, and `miss` turns it into a fetch of their own.
+            Outcome::GiveUp => (failure_response(FetchFailure::ABANDONED), status),
+        }
+    }
+
+    /// A fetch of our own, outside the in-flight map (hit-for-miss, or released by a leader).
+    fn fetch_alone(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        parts: &Arc<request::Parts>,
+        stored: Option<Arc<Object>>,
+    ) -> Waiter {
+        // Nobody else can join this fetch: it ends with its client, unless it revalidates
+        // a stored copy (its answer refreshes the cache).
+        let (writer, waiter) = self.coalescer.detached(&ctx.key, parts, stored.is_none());
+        let job = self.fetch_job(ctx, parts, stored);
+        tokio::spawn(fetch::run(self.clone(), writer, job));
+        waiter
+    }
+
+    fn fetch_job(
+        &self,
+        ctx: &Ctx,
+        parts: &Arc<request::Parts>,
+        stored: Option<Arc<Object>>,
+    ) -> fetch::FetchJob {
+        let mut origin_request = self.origin_request(ctx, parts, ProxyBody::empty(), true);
+        if let Some(obj) = stored.as_ref() {
+            for (name, value) in policy::revalidation_headers(&obj.headers.to_map()) {
+                origin_request.headers.insert(name, value);
+            }
+        }
+        // The fill is a GET whatever the client asked (a HEAD miss fills the cache too).
+        let request = if parts.method == Method::GET {
+            parts.clone()
+        } else {
+            let mut p = request::Parts::clone(parts);
+            p.method = Method::GET;
+            Arc::new(p)
+        };
+        fetch::FetchJob {
+            ctx: ctx.clone(),
+            request,
+            origin_request,
+            stale: stored,
+        }
+    }
+
+    /// stale-while-revalidate: one background refresh per key, the client is not kept waiting.
+    fn background_refresh(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        parts: &Arc<request::Parts>,
+        obj: &Arc<Object>,
+    ) {
+        if let Some(writer) = self.coalescer.claim(&ctx.key, parts) {
+            let job = self.fetch_job(ctx, parts, Some(obj.clone()));
+            tokio::spawn(fetch::run(self.clone(), writer, job));
+        }
+    }
+
+    /// Step: fetch (DESIGN.md §2 step 8). An edge sends the request to the shard that
+    /// owns the key; a shard or standalone node, a request another node already
+    /// forwarded (hop marker), and an edge with no live shard use the origin pool.
+    pub async fn upstream(
+        &self,
+        ctx: &Ctx,
+        req: OriginRequest,
+    ) -> Result<(Response<Incoming>, Upstream), FetchFailure> {
+        let key = &ctx.key;
+        let req = match &self.cluster {
+            Some(cluster) if cluster.forwards(&req.headers) => match cluster.send(key, req).await {
+                Ok(resp) => return Ok((resp, Upstream::Shard)),
+                Err(e) if e.is_no_live_shard() => {
+                    tracing::debug!(url = %key.url, error = %e, "no live shard: asking the origins");
+                    let failure = e.failure();
+                    match e.into_request() {
+                        Some(req) => req,
+                        None => return Err(failure),
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(url = %key.url, error = %e, "shard fetch failed");
+                    return Err(e.failure());
+                }
+            },
+            _ => req,
+        };
+        // The site's origin group; a `hash` group places the request by its cache key.
+        let Some(group) = ctx.site.group() else {
+            return Err(OriginError::NoOrigin.failure());
+        };
+        match group.send_with_affinity(req, key.hash).await {
+            Ok(resp) => Ok((resp, Upstream::Origin)),
+            Err(e) => {
+                tracing::warn!(url = %key.url, error = %e, "origin fetch failed");
+                Err(e.failure())
+            }
+        }
+    }
+
+    /// The request as sent to the origin: hop-by-hop removed, Host kept, Via and
+    /// X-Forwarded-For added; a cache fill is a GET without client preconditions.
+    fn origin_request(
+        &self,
+        ctx: &Ctx,
+        parts: &request::Parts,
+        body: ProxyBody,
+        fill: bool,
+    ) -> OriginRequest {
+        let mut h = parts.headers.clone();
+        headers::strip_hop_by_hop(&mut h);
+        headers::strip_underscored(&mut h);
+        let peer = canonical_ip(ctx.client.addr.ip());
+        if !self
+            .settings
+            .trusted_proxies
+            .iter()
+            .any(|c| c.contains(peer))
+        {
+            self.settings.unkeyed_headers.strip(&mut h);
+        }
+        // The origin must see the host the response will be cached under (RFC 9112
+        // 3.2.2: an absolute-form target replaces Host).
+        if let Some(a) = authority_of(parts) {
+            if let Ok(v) = HeaderValue::from_str(a) {
+                h.insert(header::HOST, v);
+            }
+        }
+        headers::append_via(&mut h, &self.settings.via);
+        headers::append_forwarded_for(&mut h, ctx.client.addr.ip());
+        h.insert(
+            http::HeaderName::from_static("x-forwarded-proto"),
+            HeaderValue::from_static(if ctx.https { "https" } else { "http" }),
+        );
+        let site = &ctx.site;
+        if site.key_cookies() {
+            // Internal key fields; the origin sees the cookies themselves.
+            for field in &site.rules().key_headers {
+                h.remove(field);
+            }
+        }
+        if !site.request_edits().is_empty() {
+            let who = crate::geo::client::client_ip(
+                ctx.client.addr.ip(),
+                &parts.headers,
+                &self.settings.trusted_proxies,
+            );
+            let host = authority_of(parts).unwrap_or_default();
+            let vars = self.vars(site, &parts.uri, host, who, ctx.https, "");
+            site.request_edits().apply(&mut h, &vars);
+        }
+        let method = if fill {
+            headers::strip_client_conditionals(&mut h);
+            Method::GET
+        } else {
+            parts.method.clone()
+        };
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        OriginRequest {
+            retryable: fill || matches!(method, Method::GET | Method::HEAD | Method::OPTIONS),
+            method,
+            path_and_query,
+            headers: h,
+            body,
+        }
+    }
+
+    /// The client's scheme: its own connection's, or, for a request another lacquer
+    /// node forwarded (over plain HTTP inside the PoP), the one that node saw.
+    fn client_https(&self, headers: &HeaderMap, client: ClientInfo) -> bool {
+        client.tls
+            || (self.cluster.is_some()
+                && crate::cluster::is_forwarded(headers)
+                && headers
+                    .get("x-forwarded-proto")
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")))
+    }
+
     /// Headers every response gets, whatever produced it.
-    fn finish_response(&self, resp: &mut Response<ProxyBody>, status: &CacheStatus) {
+    fn finish_response(
+        &self,
+        resp: &mut Response<ProxyBody>,
+        status: &CacheStatus,
+        site: Option<&Site>,
+    ) {
         let h = resp.headers_mut();
         headers::strip_hop_by_hop(h);
-        if self.policy.surrogate_control {
+        if let Some(site) = site {
+            if site.key_cookies() {
+                headers::public_vary(h);
+            }
+            if self.settings.site_header {
+                if let Ok(v) = HeaderValue::from_str(site.name()) {
+                    h.insert(http::HeaderName::from_static("x-lacquer-site"), v);
+                }
+            }
+        }
+        if self.settings.surrogate_control {
             // Surrogate-Control is addressed to caches like this one, not to clients.
             h.remove(http::HeaderName::from_static("surrogate-control"));
         }
@@ -859,6 +1077,78 @@ impl Proxy {
             http::HeaderName::from_static("cache-status"),
             status.header_value(&self.settings.cache_name),
         );
+    }
+
+    /// The Prometheus exposition, with the cache gauges read at scrape time.
+    pub fn metrics_text(&self) -> String {
+        let m = &self.metrics;
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            m.tasks_alive
+                .set(i64::try_from(rt.metrics().num_alive_tasks()).unwrap_or(i64::MAX));
+        }
+        for site in self.sites.all() {
+            if let (Some(limiter), Some(m)) = (site.limiter(), site.meters()) {
+                m.clients(limiter.tracked());
+            }
+        }
+        let stats = self.cache.stats();
+        m.cache_objects
+            .set(i64::try_from(stats.objects).unwrap_or(i64::MAX));
+        m.cache_bytes
+            .set(i64::try_from(stats.bytes).unwrap_or(i64::MAX));
+        m.insertions
+            .inner()
+            .store(stats.inserted, std::sync::atomic::Ordering::Relaxed);
+        m.evictions
+            .inner()
+            .store(stats.evicted, std::sync::atomic::Ordering::Relaxed);
+        m.encode_prometheus()
+    }
+
+    /// Pull pre-warm: fetch `url` through the normal request path (coalesced, stored by
+    /// the usual rules) as if a client asked for it, and read the body to the end.
+    /// Returns the status and the Cache-Status result (hit, miss, ...).
+    pub async fn fill(self: &Arc<Self>, url: &str) -> Result<(StatusCode, &'static str), String> {
+        use http_body_util::BodyExt;
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+            return Err(format!("URL {url:?} must be absolute (http://host/path)"));
+        };
+        if scheme != "http" && scheme != "https" {
+            return Err(format!("URL {url:?}: scheme must be http or https"));
+        }
+        let host = HeaderValue::from_str(authority.as_str()).map_err(|e| e.to_string())?;
+        let pq = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        let (mut parts, ()) = Request::builder()
+            .method(Method::GET)
+            .uri(pq.as_str())
+            .header(header::HOST, host)
+            .header(header::USER_AGENT, "lacquer-prewarm")
+            .body(())
+            .map_err(|e| e.to_string())?
+            .into_parts();
+        parts.version = http::Version::HTTP_11;
+        let client = ClientInfo {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: scheme == "https",
+        };
+        let https = scheme == "https";
+        let site = self
+            .site_of(&parts, https)
+            .map_err(|(code, why)| format!("URL {url:?}: {code} {why}"))?;
+        let ctx = self
+            .context(&parts, client, https, site)
+            .ok_or_else(|| format!("URL {url:?} has no usable host"))?;
+        let (resp, status) = self.lookup(&ctx, Arc::new(parts)).await;
+        let code = resp.status();
+        // Drain rather than collect: a large body that is not stored must not be held.
+        let mut body = std::pin::pin!(resp.into_body());
+        while let Some(frame) = body.frame().await {
+            frame.map_err(|e| format!("body of {url}: {e}"))?;
+        }
+        Ok((code, status.result()))
     }
 }
 
@@ -910,11 +1200,5 @@ pub fn coalesce_wait_bound(
 
 /// A clean error page for a fetch with no response and no stale copy to fall back on.
 fn failure_response(why: FetchFailure) -> Response<ProxyBody> {
-    match why {
-        FetchFailure::Timeout => synthetic(StatusCode::GATEWAY_TIMEOUT, "origin timed out"),
-        FetchFailure::NoOrigin => synthetic(StatusCode::SERVICE_UNAVAILABLE, "no origin available"),
-        FetchFailure::Connect | FetchFailure::Abandoned => {
-            synthetic(StatusCode::BAD_GATEWAY, "origin unreachable")
-        }
-    }
+    synthetic(why.status(), why.message())
 }

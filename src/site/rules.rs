@@ -5,6 +5,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::cache::key::{KeyRules, QueryMode};
 use crate::cache::policy::{PolicyConfig, TtlRules};
+use crate::cache::Rules;
 use crate::config::{self, CacheConfig, CookieMode, CookiePolicy, SetCookieMode, SiteCacheConfig};
 
 /// Everything the request path needs to cache a site's requests.
@@ -12,12 +13,13 @@ use crate::config::{self, CacheConfig, CookieMode, CookiePolicy, SetCookieMode, 
 pub struct CacheRules {
     /// Never look up or store.
     pub pass: bool,
-    pub policy: PolicyConfig,
-    pub key: KeyRules,
-    pub max_object_size: u64,
+    /// What the cache itself judges by: policy, key rules, size and error limits.
+    pub cache: Rules,
     pub cookies: CookieRules,
     /// Request fields whose values select a stored variant, as if the origin sent Vary.
     pub key_headers: Vec<HeaderName>,
+    /// `key_headers` as one Vary field value, added to every fetched response.
+    key_vary: Option<HeaderValue>,
     /// RFC 9111 §4.4: a successful unsafe method invalidates what it may have changed.
     pub invalidate_unsafe: bool,
 }
@@ -89,14 +91,37 @@ impl CacheRules {
             .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok())
             .collect();
         key_headers.extend(site.key.cookies.iter().filter_map(|c| cookie_field(c)));
+        let key_vary = (!key_headers.is_empty())
+            .then(|| {
+                let names: Vec<&str> = key_headers.iter().map(HeaderName::as_str).collect();
+                HeaderValue::from_str(&names.join(", ")).ok()
+            })
+            .flatten();
         CacheRules {
+            key_vary,
             pass: site.pass,
-            policy,
-            key,
-            max_object_size: site.max_object_size.unwrap_or(cache.max_object_size),
+            cache: Rules {
+                policy,
+                key,
+                max_object_size: site.max_object_size.unwrap_or(cache.max_object_size),
+                error_ttl: cache.error_ttl,
+            },
             cookies,
             key_headers,
             invalidate_unsafe: site.invalidate_unsafe.unwrap_or(true),
+        }
+    }
+
+    /// A fetched response under the site's rules, before anything reads it: Set-Cookie
+    /// removed under `set_cookie = "strip"` (from the head every waiter shares, not only
+    /// from the stored copy), and the key's fields added to Vary so that the cache, the
+    /// coalescer's variant check and downstream caches all select by them.
+    pub fn on_response(&self, headers: &mut HeaderMap) {
+        if self.cache.policy.strip_set_cookie {
+            headers.remove(header::SET_COOKIE);
+        }
+        if let Some(vary) = &self.key_vary {
+            headers.append(header::VARY, vary.clone());
         }
     }
 
@@ -104,20 +129,32 @@ impl CacheRules {
     pub fn summary(&self) -> Vec<(&'static str, String)> {
         let d = config::format_duration;
         let mut out = vec![("pass", self.pass.to_string())];
-        if let Some(t) = self.policy.ttl.force {
+        if let Some(t) = self.cache.policy.ttl.force {
             out.push(("force_ttl", d(t)));
         }
-        if let Some(t) = self.policy.ttl.default {
+        if let Some(t) = self.cache.policy.ttl.default {
             out.push(("default_ttl", d(t)));
         }
-        out.push(("grace", d(self.policy.default_grace)));
-        out.push(("stale_if_error", d(self.policy.default_stale_if_error)));
-        out.push(("keep", d(self.policy.default_keep)));
-        out.push(("max_object_size", config::format_size(self.max_object_size)));
+        out.push(("grace", d(self.cache.policy.default_grace)));
+        out.push((
+            "stale_if_error",
+            d(self.cache.policy.default_stale_if_error),
+        ));
+        out.push(("keep", d(self.cache.policy.default_keep)));
+        out.push((
+            "max_object_size",
+            config::format_size(self.cache.max_object_size),
+        ));
         out.push((
             "cookies",
             format!("{:?}", self.cookies.mode).to_ascii_lowercase(),
         ));
+        if let Some(keep) = &self.cookies.keep {
+            out.push(("keep_cookies", keep.join(",")));
+        }
+        if !self.cookies.strip.is_empty() {
+            out.push(("strip_cookies", self.cookies.strip.join(",")));
+        }
         out
     }
 }
@@ -297,8 +334,11 @@ mod tests {
             .insert("404".into(), Duration::from_secs(60));
         site.status_ttl.insert("4xx".into(), Duration::from_secs(5));
         let r = CacheRules::for_site(&CacheConfig::default(), &site);
-        assert_eq!(r.policy.ttl.by_code, vec![(404, Duration::from_secs(60))]);
-        assert_eq!(r.policy.ttl.by_class[3], Some(Duration::from_secs(5)));
-        assert_eq!(r.policy.ttl.default, Some(Duration::from_secs(2)));
+        assert_eq!(
+            r.cache.policy.ttl.by_code,
+            vec![(404, Duration::from_secs(60))]
+        );
+        assert_eq!(r.cache.policy.ttl.by_class[3], Some(Duration::from_secs(5)));
+        assert_eq!(r.cache.policy.ttl.default, Some(Duration::from_secs(2)));
     }
 }
