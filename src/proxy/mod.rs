@@ -551,7 +551,8 @@ impl Proxy {
     }
 
     /// Step: classify. Requests with a body or an unsafe method go straight through;
-    /// a successful unsafe method invalidates what it may have changed (RFC 9111 4.4).
+    /// a successful unsafe method invalidates what it may have changed (RFC 9111 4.4),
+    /// unless its site turned `invalidate_unsafe` off.
     async fn pass_through(
         self: &Arc<Self>,
         ctx: &Ctx,
@@ -574,7 +575,10 @@ impl Proxy {
             Ok((resp, _)) => {
                 let (mut rparts, rbody) = resp.into_parts();
                 headers::strip_hop_by_hop(&mut rparts.headers);
-                if unsafe_method && (rparts.status.is_success() || rparts.status.is_redirection()) {
+                let invalidates = unsafe_method
+                    && ctx.site.rules().invalidate_unsafe
+                    && (rparts.status.is_success() || rparts.status.is_redirection());
+                if invalidates {
                     self.invalidate(ctx, &parts, &rparts.headers);
                 }
                 let mut status = status;
