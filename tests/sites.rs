@@ -541,6 +541,39 @@ origin_group = "app"
     .await;
 }
 
+/// A site without `hosts` takes any host: nothing is misdirected (421), even without
+/// a default site; an earlier site for one host still comes first.
+#[tokio::test]
+async fn site_without_hosts_matches_any_host() {
+    within(20, async {
+        let (special, any) = (named("special").await, named("any").await);
+        let text = [
+            group("special", &[&special]),
+            group("any", &[&any]),
+            r#"
+[[site]]
+name = "special"
+hosts = ["special.test"]
+origin_group = "special"
+
+[[site]]
+name = "any"
+origin_group = "any"
+"#
+            .into(),
+        ]
+        .concat();
+        let node = node(&text).await;
+        assert_eq!(at(&node, "special.test", "/").await.text(), "special");
+        for host in ["random.test", "Other.Example:81", "127.0.0.1"] {
+            let g = at(&node, host, "/").await;
+            assert_eq!((g.status, g.text().as_str()), (200, "any"), "{host}");
+        }
+        node.stop().await;
+    })
+    .await;
+}
+
 /// Each site's misses reach its own origin group and no other.
 #[tokio::test]
 async fn each_sites_misses_reach_its_own_group() {
@@ -681,6 +714,7 @@ name = "live"
 hosts = ["live.test"]
 origin_group = "g"
 cache = { pass = true }
+response_headers = { set = { "x-cache" = "{cache}" } }
 
 [[site]]
 name = "cached"
@@ -695,6 +729,7 @@ origin_group = "g"
         let second = at(&node, "live.test", "/feed").await;
         assert_eq!(second.text(), "v2", "{}", second.cache_status());
         assert!(!second.is_hit());
+        assert_eq!(second.header("x-cache"), Some("pass"));
         at(&node, "cached.test", "/page").await;
         assert!(at(&node, "cached.test", "/page").await.is_hit());
         assert_eq!((o.count("/feed"), o.count("/page")), (2, 1));
@@ -703,8 +738,9 @@ origin_group = "g"
     .await;
 }
 
-/// `default_ttl` makes a response without freshness a hit, but not one the origin said
-/// `max-age=0` or `no-cache` for; a site without it does not store the bare response.
+/// `default_ttl` makes a response without freshness a hit, for the statuses a cache may
+/// store without one (200, 404, ...; not 302), but not one the origin said `max-age=0`
+/// or `no-cache` for; a site without it does not store the bare response.
 #[tokio::test]
 async fn default_ttl_applies_only_without_origin_freshness() {
     within(20, async {
@@ -713,6 +749,8 @@ async fn default_ttl_applies_only_without_origin_freshness() {
             match s.path.as_str() {
                 "/zero" => r.cc("max-age=0"),
                 "/nocache" => r.cc("no-cache"),
+                "/missing" => r.status(404),
+                "/found" => r.status(302).header("location", "/elsewhere"),
                 _ => r,
             }
         })
@@ -735,13 +773,15 @@ origin_group = "g"
         ]
         .concat();
         let node = node(&text).await;
-        for path in ["/bare", "/zero", "/nocache"] {
+        for path in ["/bare", "/zero", "/nocache", "/missing", "/found"] {
             at(&node, "ttl.test", path).await;
             at(&node, "ttl.test", path).await;
         }
         assert_eq!(o.count("/bare"), 1, "no freshness: default_ttl applies");
+        assert_eq!(o.count("/missing"), 1, "a bare 404 too");
         assert_eq!(o.count("/zero"), 2, "max-age=0 is the origin's word");
         assert_eq!(o.count("/nocache"), 2, "no-cache is the origin's word");
+        assert_eq!(o.count("/found"), 2, "a 302 needs explicit freshness");
         at(&node, "plain.test", "/plainbare").await;
         at(&node, "plain.test", "/plainbare").await;
         assert_eq!(o.count("/plainbare"), 2, "no default_ttl on this site");
@@ -751,7 +791,8 @@ origin_group = "g"
 }
 
 /// `status_ttl` by code ("404") and by class ("3xx"): a bare 404 and a bare 302 are
-/// cached; a bare 410, listed in neither, is not.
+/// cached, a bare 410 listed in neither is not; a code wins over its class (301), and a
+/// 5xx stays capped by `cache.max_error_ttl`.
 #[tokio::test]
 async fn status_ttl_by_code_and_class() {
     within(20, async {
@@ -760,6 +801,8 @@ async fn status_ttl_by_code_and_class() {
             match s.path.as_str() {
                 "/missing" => Reply::ok(body).status(404),
                 "/moved" => Reply::ok(body).status(302).header("location", "/elsewhere"),
+                "/perm" => Reply::ok(body).status(301).header("location", "/new"),
+                "/error" => Reply::ok(body).status(500),
                 _ => Reply::ok(body).status(410),
             }
         })
@@ -767,31 +810,51 @@ async fn status_ttl_by_code_and_class() {
         let text = [
             group("g", &[&o]),
             r#"
+[cache]
+max_error_ttl = "1s"
+
 [[site]]
 name = "s"
 hosts = ["s.test"]
 origin_group = "g"
-cache = { status_ttl = { "404" = "1m", "3xx" = "1m" } }
+cache = { status_ttl = { "404" = "1h", "3xx" = "1h", "301" = "1s", "5xx" = "1h" } }
 "#
             .into(),
         ]
         .concat();
         let node = node(&text).await;
-        for (path, status) in [("/missing", 404), ("/moved", 302), ("/gone", 410)] {
+        let paths = [
+            ("/missing", 404),
+            ("/moved", 302),
+            ("/perm", 301),
+            ("/error", 500),
+            ("/gone", 410),
+        ];
+        for (path, status) in paths {
             assert_eq!(at(&node, "s.test", path).await.status, status, "{path}");
             let again = at(&node, "s.test", path).await;
             assert_eq!(again.status, status, "{path}");
         }
         assert_eq!(o.count("/missing"), 1, "404 cached per \"404\"");
         assert_eq!(o.count("/moved"), 1, "302 cached per \"3xx\"");
+        assert_eq!(o.count("/perm"), 1, "301 cached per \"301\"");
+        assert_eq!(o.count("/error"), 1, "500 cached per \"5xx\"");
         assert_eq!(o.count("/gone"), 2, "410 has no status_ttl");
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+        for (path, _) in &paths[..4] {
+            at(&node, "s.test", path).await;
+        }
+        assert_eq!(o.count("/missing"), 1);
+        assert_eq!(o.count("/moved"), 1, "3xx: an hour");
+        assert_eq!(o.count("/perm"), 2, "the code's 1s wins over its class");
+        assert_eq!(o.count("/error"), 2, "5xx capped by max_error_ttl = 1s");
         node.stop().await;
     })
     .await;
 }
 
-/// `force_ttl` overrides `max-age=0` and `no-cache`, but `no-store` still keeps a
-/// response out.
+/// `force_ttl` overrides `max-age=0`, `no-cache` and `must-revalidate`, but `no-store`,
+/// `private` and Set-Cookie still keep a response out.
 #[tokio::test]
 async fn force_ttl_overrides_freshness_not_no_store() {
     within(20, async {
@@ -800,6 +863,9 @@ async fn force_ttl_overrides_freshness_not_no_store() {
             match s.path.as_str() {
                 "/zero" => r.cc("max-age=0"),
                 "/nocache" => r.cc("no-cache"),
+                "/mustrev" => r.cc("max-age=0, must-revalidate"),
+                "/private" => r.cc("private, max-age=60"),
+                "/cookie" => r.header("set-cookie", "id=1"),
                 _ => r.cc("no-store"),
             }
         })
@@ -817,13 +883,64 @@ cache = { force_ttl = "1d" }
         ]
         .concat();
         let node = node(&text).await;
-        for path in ["/zero", "/nocache", "/nostore"] {
+        let paths = [
+            "/zero", "/nocache", "/mustrev", "/nostore", "/private", "/cookie",
+        ];
+        for path in paths {
             at(&node, "f.test", path).await;
             at(&node, "f.test", path).await;
         }
         assert_eq!(o.count("/zero"), 1);
         assert_eq!(o.count("/nocache"), 1);
+        assert_eq!(o.count("/mustrev"), 1);
         assert_eq!(o.count("/nostore"), 2, "no-store is never stored");
+        assert_eq!(o.count("/private"), 2, "private is never stored");
+        assert_eq!(o.count("/cookie"), 2, "Set-Cookie is not stored");
+        node.stop().await;
+    })
+    .await;
+}
+
+/// `grace` per site: past its freshness, the copy is served stale at once while one
+/// background fetch refreshes it; a site without grace waits for the origin.
+#[tokio::test]
+async fn grace_per_site() {
+    within(20, async {
+        let o = versioned("max-age=1").await;
+        let text = [
+            group("g", &[&o]),
+            r#"
+[[site]]
+name = "graceful"
+hosts = ["grace.test"]
+origin_group = "g"
+cache = { grace = "1m" }
+
+[[site]]
+name = "strict"
+hosts = ["strict.test"]
+origin_group = "g"
+"#
+            .into(),
+        ]
+        .concat();
+        let node = node(&text).await;
+        at(&node, "grace.test", "/g").await;
+        at(&node, "strict.test", "/s").await;
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+        let g = at(&node, "grace.test", "/g").await;
+        assert_eq!(g.text(), "v1", "stale at once: {}", g.cache_status());
+        while o.count("/g") < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut refreshed = at(&node, "grace.test", "/g").await;
+        while refreshed.text() != "v2" {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            refreshed = at(&node, "grace.test", "/g").await;
+        }
+        assert_eq!(o.count("/g"), 2, "one background refresh");
+        let s = at(&node, "strict.test", "/s").await;
+        assert_eq!(s.text(), "v2", "no grace: {}", s.cache_status());
         node.stop().await;
     })
     .await;
@@ -1340,13 +1457,13 @@ fn edits_site() -> &'static str {
 name = "edits"
 hosts = ["edits.test"]
 origin_group = "g"
-request_headers = { set = { "x-client" = "{client_ip}", "x-host" = "{host}", "x-path" = "{path}", "x-site" = "{site}" }, add = { "x-tag" = "lacquer" }, remove = ["x-secret"] }
+request_headers = { set = { "x-client" = "{client_ip}", "x-host" = "{host}", "x-path" = "{path}", "x-site" = "{site}", "x-uri" = "{uri}", "x-query" = "{query}", "x-scheme" = "{scheme}" }, add = { "x-tag" = "lacquer" }, remove = ["x-secret"] }
 response_headers = { set = { "x-cache" = "{cache}" }, add = { "x-powered-by" = "lacquer" }, remove = ["x-internal", "x-powered-by"] }
 "#
 }
 
 /// Request edits reach the origin (set replaces, add appends, remove removes, with
-/// `{client_ip}`, `{host}`, `{path}`, `{site}`); response edits reach the client, with
+/// `{client_ip}`, `{host}`, `{path}`, `{uri}`, `{query}`, `{scheme}`, `{site}`); response edits reach the client, with
 /// `{cache}` saying miss then hit, applied remove, then set, then add.
 #[tokio::test]
 async fn header_edits_on_request_and_response() {
@@ -1375,6 +1492,9 @@ async fn header_edits_on_request_and_response() {
         assert_eq!(values(&seen, "x-client"), ["127.0.0.1"]);
         assert_eq!(values(&seen, "x-host"), ["edits.test"]);
         assert_eq!(values(&seen, "x-path"), ["/a/b"]);
+        assert_eq!(values(&seen, "x-uri"), ["/a/b?q=1"]);
+        assert_eq!(values(&seen, "x-query"), ["q=1"]);
+        assert_eq!(values(&seen, "x-scheme"), ["http"]);
         assert_eq!(values(&seen, "x-site"), ["edits"], "set replaces");
         assert!(values(&seen, "x-secret").is_empty(), "removed");
         let tags = values(&seen, "x-tag").join(",");
@@ -1551,6 +1671,50 @@ deny = ["127.0.0.1/32"]
     .await;
 }
 
+/// The address `allow` checks (and `{client_ip}` renders) is the client's after
+/// `[client] trusted_proxies`: X-Forwarded-For from a trusted peer is believed, from
+/// anyone else ignored.
+#[tokio::test]
+async fn allow_uses_the_client_address_after_trusted_proxies() {
+    within(20, async {
+        let o = named("office").await;
+        let site = r#"
+[[site]]
+name = "office"
+hosts = ["office.test"]
+origin_group = "g"
+allow = ["10.1.0.0/16"]
+request_headers = { set = { "x-client" = "{client_ip}" } }
+"#;
+        let xff = |ip| [("x-forwarded-for", ip)];
+        let trusted = [
+            group("g", &[&o]),
+            "[client]\ntrusted_proxies = [\"127.0.0.0/8\"]\n".into(),
+            site.into(),
+        ]
+        .concat();
+        let node = node(&trusted).await;
+        let g = at_with(&node, "office.test", "/", &xff("10.1.2.3")).await;
+        assert_eq!(g.status, 200);
+        assert_eq!(values(&o.last().unwrap(), "x-client"), ["10.1.2.3"]);
+        let g = at_with(&node, "office.test", "/", &xff("192.0.2.7")).await;
+        assert_eq!(g.status, 403);
+        assert_eq!(at(&node, "office.test", "/").await.status, 403);
+        node.stop().await;
+
+        let untrusted = [group("g", &[&o]), site.into()].concat();
+        let node = self::node(&untrusted).await;
+        let g = at_with(&node, "office.test", "/", &xff("10.1.2.3")).await;
+        assert_eq!(
+            g.status, 403,
+            "a client's own X-Forwarded-For is not believed"
+        );
+        assert_eq!(o.total(), 1);
+        node.stop().await;
+    })
+    .await;
+}
+
 /// `rate_limit = { rate = 1, burst = 2 }`: three immediate requests pass, the fourth
 /// gets 429 with `Retry-After` of at least a second; another site is not limited.
 #[tokio::test]
@@ -1596,6 +1760,122 @@ origin_group = "g"
         for i in 0..10 {
             assert_eq!(at(&node, "free.test", &format!("/f{i}")).await.status, 200);
         }
+        node.stop().await;
+    })
+    .await;
+}
+
+/// The value of one sample of the Prometheus exposition, 0 when absent.
+fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// `max_clients` bounds the clients a site's limiter tracks, forgetting the least
+/// recently seen first: a forgotten client starts again with a full bucket. Clients are
+/// told apart by X-Forwarded-For from a trusted proxy; the gauge and the refusal
+/// counter say what happened.
+#[tokio::test]
+async fn rate_limit_tracks_at_most_max_clients() {
+    within(20, async {
+        let o = named("app").await;
+        let text = [
+            group("g", &[&o]),
+            r#"
+[client]
+trusted_proxies = ["127.0.0.0/8"]
+
+[[site]]
+name = "limited"
+hosts = ["rl.test"]
+origin_group = "g"
+rate_limit = { rate = 0.01, burst = 0, max_clients = 2 }
+"#
+            .into(),
+        ]
+        .concat();
+        let node = node(&text).await;
+        let from = |ip: &'static str| {
+            let node = &node;
+            async move {
+                at_with(node, "rl.test", "/", &[("x-forwarded-for", ip)])
+                    .await
+                    .status
+            }
+        };
+        assert_eq!(from("10.0.0.1").await, 200);
+        assert_eq!(from("10.0.0.1").await, 429, "one request per 100s");
+        assert_eq!(from("10.0.0.2").await, 200);
+        assert_eq!(from("10.0.0.3").await, 200, "10.0.0.1 is forgotten for it");
+        assert_eq!(
+            from("10.0.0.1").await,
+            200,
+            "forgotten: a full bucket again"
+        );
+        assert_eq!(from("10.0.0.3").await, 429, "recently seen: still tracked");
+        let metrics = node.admin(Method::GET, "/metrics", None, "").await.text();
+        let clients = "lacquer_site_rate_limit_clients{site=\"limited\"}";
+        assert_eq!(sample(&metrics, clients), 2.0, "{metrics}");
+        let refused = "lacquer_site_rate_limited_total{site=\"limited\"}";
+        assert_eq!(sample(&metrics, refused), 2.0, "{metrics}");
+        let by_status = metrics.lines().any(|l| {
+            l.starts_with("lacquer_site_requests_total{")
+                && l.contains("site=\"limited\"")
+                && l.contains("status=\"4xx\"")
+        });
+        assert!(by_status, "site requests by status class: {metrics}");
+        node.stop().await;
+    })
+    .await;
+}
+
+/// `response_headers` edit every response of the site to the client, the answers it
+/// gives without an origin included (a redirect's HSTS, a fixed page's robots tag).
+#[tokio::test]
+async fn response_edits_apply_to_answers_too() {
+    within(20, async {
+        let o = named("app").await;
+        let text = [
+            group("g", &[&o]),
+            r#"
+[[site]]
+name = "https"
+schemes = ["http"]
+hosts = ["www.example.com"]
+redirect = { status = 308, location = "https://{host}{uri}" }
+response_headers = { set = { "strict-transport-security" = "max-age=63072000" } }
+
+[[site]]
+name = "robots"
+exact_paths = ["/robots.txt"]
+respond = { status = 200, body = "User-agent: *\nDisallow: /\n" }
+response_headers = { set = { "x-robots-tag" = "noindex", "x-site" = "{site}" } }
+
+[[site]]
+name = "app"
+origin_group = "g"
+"#
+            .into(),
+        ]
+        .concat();
+        let node = node(&text).await;
+        let g = at(&node, "www.example.com", "/x").await;
+        assert_eq!(g.status, 308);
+        assert_eq!(
+            g.header("strict-transport-security"),
+            Some("max-age=63072000"),
+            "{:?}",
+            g.headers
+        );
+        let g = at(&node, "other.test", "/robots.txt").await;
+        assert_eq!(g.text(), "User-agent: *\nDisallow: /\n");
+        assert_eq!(g.header("x-robots-tag"), Some("noindex"), "{:?}", g.headers);
+        assert_eq!(g.header("x-site"), Some("robots"));
+        assert_eq!(o.total(), 0);
         node.stop().await;
     })
     .await;
@@ -1658,12 +1938,13 @@ async fn site_header_absent_by_default() {
 // ---- reload ----
 
 /// A config file whose site `app.test` sends misses to group `app_group`.
-fn reload_config(one: &Origin, two: &Origin, app_group: &str) -> String {
+fn reload_config(one: &Origin, two: &Origin, app_group: &str, one_balance: &str) -> String {
     [
         "[[listen]]\naddress = \"127.0.0.1:0\"\n\n[admin]\naddress = \"127.0.0.1:0\"\n\n\
          [log]\naccess_log = false\n\n"
             .into(),
         group("one", &[one]),
+        format!("balance = \"{one_balance}\"\n\n"),
         group("two", &[two]),
         format!(
             "[[site]]\nname = \"app\"\nhosts = [\"app.test\"]\norigin_group = \"{app_group}\"\n\n\
@@ -1673,20 +1954,43 @@ fn reload_config(one: &Origin, two: &Origin, app_group: &str) -> String {
     .concat()
 }
 
-/// Four clients loop GETs while a reload moves `app.test` to another group: no request
-/// fails, and after the reload the new routing applies.
+/// Four clients loop GETs while a reload moves `app.test` to another group (and
+/// rebuilds the old group with new settings): no request fails, each client sees the
+/// switch once and for good, a request in flight at the origin finishes, and after the
+/// reload the new routing applies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_swaps_sites_under_load() {
     within(30, async {
-        let (one, two) = (named("one").await, named("two").await);
+        let one = Origin::start(|s, _| {
+            let r = Reply::ok("one").cc("no-store");
+            if s.path == "/slow" {
+                r.delay_ms(800)
+            } else {
+                r
+            }
+        })
+        .await;
+        let two = named("two").await;
         let dir = temp_path("sites-reload");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("lacquer.toml");
-        std::fs::write(&path, reload_config(&one, &two, "one")).unwrap();
+        std::fs::write(&path, reload_config(&one, &two, "one", "round-robin")).unwrap();
         let node = start(Config::load(&path).unwrap()).await;
         let live = node.running.as_ref().unwrap().live.clone();
         assert_eq!(at(&node, "app.test", "/first").await.text(), "one");
 
+        let (c, addr) = (client(), node.addr);
+        let in_flight = tokio::spawn(async move {
+            send(
+                &c,
+                addr,
+                Method::GET,
+                "/slow",
+                &[("host", "app.test")],
+                Bytes::new(),
+            )
+            .await
+        });
         let stop = Arc::new(AtomicBool::new(false));
         let mut load = Vec::new();
         for w in 0..4 {
@@ -1711,18 +2015,30 @@ async fn reload_swaps_sites_under_load() {
                 bodies
             }));
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        std::fs::write(&path, reload_config(&one, &two, "two")).unwrap();
+        while one.count("/slow") == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        std::fs::write(&path, reload_config(&one, &two, "two", "least-connections")).unwrap();
         let note = live.reload_from_source().await.unwrap();
         assert!(note.starts_with("reloaded"), "{note}");
         tokio::time::sleep(Duration::from_millis(200)).await;
         stop.store(true, Ordering::Relaxed);
-        let mut all = Vec::new();
-        for l in load {
-            all.extend(l.await.unwrap());
+        let mut before = 0;
+        for (w, l) in load.into_iter().enumerate() {
+            let bodies = l.await.unwrap();
+            let switch = bodies.iter().position(|b| b == "two");
+            let switch = switch.unwrap_or_else(|| panic!("client {w} never saw the reload"));
+            assert!(
+                bodies[switch..].iter().all(|b| b == "two"),
+                "client {w} went back to the old site: {bodies:?}"
+            );
+            assert!(bodies[..switch].iter().all(|b| b == "one"), "{bodies:?}");
+            before += switch;
         }
-        assert!(all.iter().any(|b| b == "one"), "traffic before the reload");
-        assert_eq!(all.last().map(String::as_str), Some("two"));
+        assert!(before > 0, "traffic before the reload");
+        let slow = in_flight.await.unwrap();
+        assert_eq!((slow.status, slow.text().as_str()), (200, "one"));
         assert_eq!(at(&node, "app.test", "/after").await.text(), "two");
         assert_eq!(one.count("/after"), 0);
         node.stop().await;
@@ -1740,11 +2056,11 @@ async fn reload_with_unknown_origin_group_is_refused() {
         let dir = temp_path("sites-bad-reload");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("lacquer.toml");
-        std::fs::write(&path, reload_config(&one, &two, "one")).unwrap();
+        std::fs::write(&path, reload_config(&one, &two, "one", "round-robin")).unwrap();
         let node = start(Config::load(&path).unwrap()).await;
         let live = node.running.as_ref().unwrap().live.clone();
 
-        std::fs::write(&path, reload_config(&one, &two, "nope")).unwrap();
+        std::fs::write(&path, reload_config(&one, &two, "nope", "round-robin")).unwrap();
         let err = live.reload_from_source().await.unwrap_err();
         assert!(err.contains("nope"), "the refusal names the group: {err}");
         let r = node.admin(Method::POST, "/reload", None, "").await;
