@@ -698,14 +698,66 @@ origin_group = "down"
     .await;
 }
 
+/// `balance = "hash"` places a request by the site's cache key: one URL always reaches
+/// the same server, also with its parameters in another order under `query = "sort"`,
+/// and many URLs spread over both servers.
+#[tokio::test]
+async fn hash_balance_follows_the_sites_cache_key() {
+    within(20, async {
+        let (a, b) = (named("a").await, named("b").await);
+        let text = [
+            group("h", &[&a, &b]),
+            "balance = \"hash\"\n\n".into(),
+            r#"
+[[site]]
+name = "sharded"
+hosts = ["h.test"]
+origin_group = "h"
+cache = { key = { query = "sort" } }
+"#
+            .into(),
+        ]
+        .concat();
+        let node = node(&text).await;
+        for _ in 0..5 {
+            at(&node, "h.test", "/item?x=1&y=2").await;
+            at(&node, "h.test", "/item?y=2&x=1").await;
+        }
+        let (on_a, on_b) = (a.count("/item"), b.count("/item"));
+        assert!(
+            (on_a, on_b) == (10, 0) || (on_a, on_b) == (0, 10),
+            "one key, one server: a {on_a} b {on_b}"
+        );
+        for i in 0..40 {
+            at(&node, "h.test", &format!("/p{i}")).await;
+        }
+        assert!(
+            a.total() > on_a && b.total() > on_b,
+            "a {} b {}",
+            a.total(),
+            b.total()
+        );
+        node.stop().await;
+    })
+    .await;
+}
+
 // ---- cache policy per site ----
 
-/// `pass = true`: a cacheable response is never stored for that site; another site on
-/// the same group stores it.
+/// `pass = true`: a cacheable response is never stored (nor collapsed) for that site,
+/// and `{cache}` says pass; another site on the same group stores it.
 #[tokio::test]
 async fn pass_site_never_stores() {
     within(20, async {
-        let o = versioned("max-age=60").await;
+        let o = Origin::start(|s, n| {
+            let r = Reply::ok(format!("v{n}")).cc("max-age=60");
+            if s.path == "/slow" {
+                r.delay_ms(200)
+            } else {
+                r
+            }
+        })
+        .await;
         let text = [
             group("g", &[&o]),
             r#"
@@ -733,6 +785,19 @@ origin_group = "g"
         at(&node, "cached.test", "/page").await;
         assert!(at(&node, "cached.test", "/page").await.is_hit());
         assert_eq!((o.count("/feed"), o.count("/page")), (2, 1));
+        // Not collapsed either: concurrent requests each reach the origin.
+        let mut tasks = Vec::new();
+        for _ in 0..5 {
+            let (c, addr) = (client(), node.addr);
+            tasks.push(tokio::spawn(async move {
+                let h = [("host", "live.test")];
+                send(&c, addr, Method::GET, "/slow", &h, Bytes::new()).await
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap().status, 200);
+        }
+        assert_eq!(o.count("/slow"), 5);
         node.stop().await;
     })
     .await;
@@ -941,6 +1006,72 @@ origin_group = "g"
         assert_eq!(o.count("/g"), 2, "one background refresh");
         let s = at(&node, "strict.test", "/s").await;
         assert_eq!(s.text(), "v2", "no grace: {}", s.cache_status());
+        node.stop().await;
+    })
+    .await;
+}
+
+/// `keep` per site: past its freshness, a copy with a validator is kept for a
+/// conditional request only on the site that keeps it; with the global keep at zero,
+/// the other site's request to the origin is unconditional.
+#[tokio::test]
+async fn keep_per_site() {
+    within(20, async {
+        let o = Origin::start(|s, n| {
+            if s.headers.contains_key("if-none-match") {
+                Reply::ok("")
+                    .status(304)
+                    .cc("max-age=1")
+                    .header("etag", "\"e1\"")
+            } else {
+                Reply::ok(format!("v{n}"))
+                    .cc("max-age=1")
+                    .header("etag", "\"e1\"")
+            }
+        })
+        .await;
+        let text = [
+            group("g", &[&o]),
+            r#"
+[cache]
+default_keep = "0s"
+default_stale_if_error = "0s"
+
+[[site]]
+name = "kept"
+hosts = ["kept.test"]
+origin_group = "g"
+cache = { keep = "1h" }
+
+[[site]]
+name = "dropped"
+hosts = ["dropped.test"]
+origin_group = "g"
+"#
+            .into(),
+        ]
+        .concat();
+        let node = node(&text).await;
+        at(&node, "kept.test", "/k").await;
+        at(&node, "dropped.test", "/d").await;
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+        let g = at(&node, "kept.test", "/k").await;
+        assert_eq!(
+            (g.status, g.text().as_str()),
+            (200, "v1"),
+            "{}",
+            g.cache_status()
+        );
+        let conditional = |path: &str| {
+            o.requests()
+                .iter()
+                .filter(|s| s.path == path && s.headers.contains_key("if-none-match"))
+                .count()
+        };
+        assert_eq!(conditional("/k"), 1, "the kept copy was revalidated");
+        let g = at(&node, "dropped.test", "/d").await;
+        assert_eq!(g.text(), "v2");
+        assert_eq!(conditional("/d"), 0, "nothing kept to revalidate");
         node.stop().await;
     })
     .await;
@@ -1444,6 +1575,59 @@ cache = { cookies = "cache", key = { cookies = ["lang"] } }
         assert!(en.is_hit(), "{}", en.cache_status());
         assert_eq!(en.text(), "lang en");
         assert_eq!(o.count("/news"), 2);
+        let vary = en.header("vary").unwrap_or("").to_ascii_lowercase();
+        assert!(vary.contains("cookie"), "Vary: {vary}");
+        // A client cannot pick a variant by sending the internal field itself.
+        let forged = at_with(
+            &node,
+            "l.test",
+            "/news",
+            &[("lacquer-key-cookie-lang", "de"), ("cookie", "x=1")],
+        )
+        .await;
+        assert_eq!(forged.text(), "lang none", "{}", forged.cache_status());
+        let leaked = o
+            .requests()
+            .iter()
+            .flat_map(|s| s.headers.keys().cloned().collect::<Vec<_>>())
+            .filter(|k| k.as_str().starts_with("lacquer-key-cookie-"))
+            .count();
+        assert_eq!(leaked, 0, "no internal field reaches the origin");
+        node.stop().await;
+    })
+    .await;
+}
+
+/// An admin purge by URL finds the object under the key rules of the site the URL
+/// routes to: under `query = "sort"`, the parameters in another order name it.
+#[tokio::test]
+async fn purge_uses_the_sites_key_rules() {
+    within(20, async {
+        let o = versioned("max-age=60").await;
+        let text = [
+            group("g", &[&o]),
+            r#"
+[[site]]
+name = "s"
+hosts = ["q.test"]
+origin_group = "g"
+cache = { key = { query = "sort" } }
+"#
+            .into(),
+        ]
+        .concat();
+        let mut cfg = parse(&text);
+        cfg.admin.enabled = true;
+        let node = start(cfg).await;
+        at(&node, "q.test", "/s?b=2&a=1").await;
+        assert!(at(&node, "q.test", "/s?b=2&a=1").await.is_hit());
+        let body = r#"{"urls":["http://q.test/s?a=1&b=2"]}"#;
+        let r = node.admin(Method::POST, "/purge", None, body).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["total"]["objects"], 1, "{}", r.text());
+        let g = at(&node, "q.test", "/s?b=2&a=1").await;
+        assert!(!g.is_hit(), "{}", g.cache_status());
+        assert_eq!(o.count("/s"), 2);
         node.stop().await;
     })
     .await;
