@@ -7,7 +7,9 @@
 //!   valgrind --tool=callgrind target/release/examples/miss_cost 1200
 //!
 //! With a second argument `hit`, every request asks for the same URL: after the first
-//! fill, N hits.
+//! fill, N hits. With `SITES=K` in the environment, the node has K `[[site]]`s (exact
+//! hosts, wildcards, prefixes and a few regexes, as `benches/routing.rs`), and the
+//! requests' host is served by the last of them, behind every other rule.
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -56,6 +58,50 @@ async fn main() {
     cfg.admin.enabled = false;
     for x in &mut cfg.origin {
         x.health.enabled = false;
+    }
+    let sites: usize = std::env::var("SITES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if sites > 0 {
+        cfg.origin_group = vec![lacquer::config::OriginGroupConfig {
+            name: "app".into(),
+            servers: vec![lacquer::config::ServerConfig {
+                address: o.to_string(),
+                weight: 1,
+            }],
+            health: lacquer::config::HealthConfig {
+                enabled: false,
+                ..Default::default()
+            },
+            ..Default::default()
+        }];
+        for i in 0..sites - 1 {
+            let mut site = lacquer::config::SiteConfig {
+                name: format!("s{i}"),
+                origin_group: Some("app".into()),
+                ..Default::default()
+            };
+            match i % 4 {
+                0 => site.hosts = vec![format!("h{i}.example.com")],
+                1 => site.hosts = vec![format!("*.w{i}.example.com")],
+                2 => {
+                    site.hosts = vec![format!("h{i}.example.com")];
+                    site.paths = vec![format!("/p{i}/")];
+                }
+                _ => {
+                    site.hosts = vec![format!("r{i}.example.com")];
+                    site.path_regex = vec![format!("^/r{i}/[0-9]+$")];
+                }
+            }
+            cfg.site.push(site);
+        }
+        cfg.site.push(lacquer::config::SiteConfig {
+            name: "bench".into(),
+            hosts: vec!["bench".into()],
+            origin_group: Some("app".into()),
+            ..Default::default()
+        });
     }
     let running = lacquer::server::start(cfg).await.unwrap();
     let addr = running.listen[0];

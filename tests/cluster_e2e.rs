@@ -556,3 +556,48 @@ async fn a_silent_shard_is_counted_as_the_shards_timeout() {
     })
     .await;
 }
+
+/// A site's answers, limits and edits apply once, on the edge: the shard a request is
+/// forwarded to does not limit the edge as if it were the client, nor add its edits a
+/// second time (issue 12).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn site_rules_apply_once_through_an_edge() {
+    within(30, async {
+        let origin = Origin::start(|_, _| Reply::ok("page").cc("max-age=60")).await;
+        let members = members(&[("e1", "edge", 71), ("s1", "shard", 72)]);
+        let all: Vec<&Member> = members.iter().collect();
+        let mut nodes = Vec::new();
+        for m in &members {
+            let mut cfg = node_config(m, &all, origin.addr, "");
+            let site = Config::parse(
+                &format!(
+                    "[[origin]]\naddress = \"{}\"\n[[site]]\nname = \"www\"\nhosts = [\"example.com\"]\nrate_limit = {{ rate = 0.01, burst = 2 }}\nrequest_headers = {{ add = {{ \"x-site\" = \"{{site}}\" }} }}\nresponse_headers = {{ add = {{ \"x-result\" = \"{{cache}}\" }} }}\n",
+                    origin.addr
+                ),
+                "t.toml",
+            )
+            .unwrap();
+            cfg.site = site.site;
+            nodes.push(start(cfg).await);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let edge = &nodes[0];
+        for (i, path) in ["/a", "/b", "/c"].iter().enumerate() {
+            let got = edge.get_with(path, &[("host", "example.com")]).await;
+            assert_eq!(got.status, 200, "request {i}: {}", got.text());
+            let results: Vec<_> = got.headers.get_all("x-result").iter().collect();
+            assert_eq!(results.len(), 1, "{:?}", got.headers);
+        }
+        let got = edge.get_with("/d", &[("host", "example.com")]).await;
+        assert_eq!(got.status, 429, "burst + 1 = 3 at once, counted on the edge only");
+        for seen in origin.requests() {
+            let sites: Vec<_> = seen.headers.get_all("x-site").iter().collect();
+            assert_eq!(sites, ["www"], "{}: {:?}", seen.path, seen.headers);
+        }
+        assert_eq!(origin.total(), 3);
+        for n in nodes {
+            n.stop().await;
+        }
+    })
+    .await;
+}

@@ -4,14 +4,14 @@ use super::*;
 
 const ORIGIN: &str = "[[origin]]\naddress = \"127.0.0.1:9000\"\n";
 
-fn errors(text: &str) -> Vec<String> {
+pub(super) fn errors(text: &str) -> Vec<String> {
     match Config::parse(text, "t.toml") {
         Ok(_) => panic!("expected errors for:\n{text}"),
         Err(e) => e.errors.iter().map(ToString::to_string).collect(),
     }
 }
 
-fn one_error(text: &str) -> String {
+pub(super) fn one_error(text: &str) -> String {
     let errs = errors(text);
     assert_eq!(errs.len(), 1, "{errs:#?}");
     errs.into_iter().next().unwrap()

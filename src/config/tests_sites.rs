@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::tests::{errors, one_error};
 use super::*;
 
 const ORIGIN: &str = "[[origin]]\naddress = \"127.0.0.1:9000\"\n";
@@ -31,19 +32,6 @@ origin_group = "api"
 allow = ["10.1.0.0/16"]
 cache = { pass = true }
 "#;
-
-fn errors(text: &str) -> Vec<String> {
-    match Config::parse(text, "t.toml") {
-        Ok(_) => panic!("expected errors for:\n{text}"),
-        Err(e) => e.errors.iter().map(ToString::to_string).collect(),
-    }
-}
-
-fn one_error(text: &str) -> String {
-    let errs = errors(text);
-    assert_eq!(errs.len(), 1, "{errs:#?}");
-    errs.into_iter().next().unwrap()
-}
 
 fn ok(text: &str) -> Config {
     Config::parse(text, "t.toml").unwrap_or_else(|e| panic!("{e}\nfor:\n{text}"))

@@ -30,19 +30,6 @@ pub const MAX_RATE_CLIENTS: usize = 10_000_000;
 
 const REDIRECT_STATUSES: [u16; 5] = [301, 302, 303, 307, 308];
 
-/// Fields a header edit may not touch: the hop-by-hop ones (RFC 9110 §7.6.1) describe
-/// one connection, and Content-Length frames the message.
-const UNEDITABLE_HEADERS: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "content-length",
-];
-
 pub(super) fn check(c: &mut Checker<'_, '_>, config: &Config) {
     check_groups(c, config);
     check_sites(c, config);
@@ -405,13 +392,15 @@ fn check_edits(c: &mut Checker<'_, '_>, path: &str, edits: &HeaderEdits, request
     let mut seen = HashSet::new();
     for (field, at, name) in names {
         let lower = name.to_ascii_lowercase();
-        let problem = if http::HeaderName::from_bytes(lower.as_bytes()).is_err() {
+        let parsed = http::HeaderName::from_bytes(lower.as_bytes());
+        let problem = if parsed.is_err() {
             "is not a valid header field name"
-        } else if UNEDITABLE_HEADERS.contains(&lower.as_str()) {
-            "cannot be edited: it describes the connection or frames the message"
-        } else if request && lower == "host" {
-            // The site, the cache key and Vary were chosen by it.
-            "cannot be edited on requests: the site and the cache key were chosen by it"
+        } else if let Some(why) = parsed
+            .as_ref()
+            .ok()
+            .and_then(|n| crate::site::edit::refusal(n, request))
+        {
+            why
         } else if field != "remove" && !seen.insert((field, lower)) {
             "is listed twice (header names are case-insensitive)"
         } else {

@@ -307,21 +307,32 @@ impl Proxy {
             Ok(site) => site,
             Err((code, why)) => return (synthetic(code, why), CacheStatus::default(), None),
         };
-        let who = crate::geo::client::client_ip(
-            client.addr.ip(),
-            &parts.headers,
-            &self.settings.trusted_proxies,
-        );
-        if let Some(mut resp) = self.answer_without_origin(&site, &parts, who, https) {
-            // The site's response edits hold for what it answers itself too (a
-            // redirect's HSTS, a fixed page's robots tag).
-            let status = CacheStatus::default();
-            if !site.response_edits().is_empty() {
-                let host = authority_of(&parts).unwrap_or_default();
-                let vars = self.vars(&site, &parts.uri, host, who, https, status.result());
-                site.response_edits().apply(resp.headers_mut(), &vars);
+        // Who the client is, read only for a site that asks (access, limits, templates).
+        let who = if site.uses_client() {
+            crate::geo::client::client_ip(
+                client.addr.ip(),
+                &parts.headers,
+                &self.settings.trusted_proxies,
+            )
+        } else {
+            client.addr.ip()
+        };
+        // A request another node of the PoP forwarded was answered, limited and edited
+        // there: doing it again would count a client twice against its rate and add
+        // `add` edits twice.
+        let forwarded = self.forwarded_by_peer(&parts.headers);
+        if !forwarded {
+            if let Some(mut resp) = self.answer_without_origin(&site, &parts, who, https) {
+                // The site's response edits hold for what it answers itself too (a
+                // redirect's HSTS, a fixed page's robots tag).
+                let status = CacheStatus::default();
+                if !site.response_edits().is_empty() {
+                    let host = authority_of(&parts).unwrap_or_default();
+                    let vars = self.vars(&site, &parts.uri, host, who, https, status.result());
+                    site.response_edits().apply(resp.headers_mut(), &vars);
+                }
+                return (resp, status, Some(site));
             }
-            return (resp, status, Some(site));
         }
         // Before the key and the directives: what the site strips is gone for both.
         let rules = site.rules();
@@ -329,7 +340,7 @@ impl Proxy {
         if site.key_cookies() {
             crate::site::rules::set_cookie_fields(&mut parts.headers, &rules.key_headers);
         }
-        let edited = (!site.response_edits().is_empty()).then(|| {
+        let edited = (!forwarded && !site.response_edits().is_empty()).then(|| {
             let host = authority_of(&parts).unwrap_or_default().to_owned();
             (parts.uri.clone(), host)
         });
@@ -559,8 +570,7 @@ impl Proxy {
     }
 
     /// Step: classify. Requests with a body or an unsafe method go straight through;
-    /// a successful unsafe method invalidates what it may have changed (RFC 9111 4.4),
-    /// unless its site turned `invalidate_unsafe` off.
+    /// a successful unsafe method invalidates what it may have changed (RFC 9111 4.4).
     async fn pass_through(
         self: &Arc<Self>,
         ctx: &Ctx,
@@ -583,10 +593,10 @@ impl Proxy {
             Ok((resp, _)) => {
                 let (mut rparts, rbody) = resp.into_parts();
                 headers::strip_hop_by_hop(&mut rparts.headers);
-                let invalidates = unsafe_method
+                if unsafe_method
                     && ctx.site.rules().invalidate_unsafe
-                    && (rparts.status.is_success() || rparts.status.is_redirection());
-                if invalidates {
+                    && (rparts.status.is_success() || rparts.status.is_redirection())
+                {
                     self.invalidate(ctx, &parts, &rparts.headers);
                 }
                 let mut status = status;
@@ -1020,7 +1030,7 @@ impl Proxy {
                 h.remove(field);
             }
         }
-        if !site.request_edits().is_empty() {
+        if !site.request_edits().is_empty() && !self.forwarded_by_peer(&parts.headers) {
             let who = crate::geo::client::client_ip(
                 ctx.client.addr.ip(),
                 &parts.headers,
@@ -1050,12 +1060,17 @@ impl Proxy {
         }
     }
 
+    /// A request another node of the PoP forwarded (hop marker; a shard's port is
+    /// reachable only inside the PoP, see the README).
+    fn forwarded_by_peer(&self, headers: &HeaderMap) -> bool {
+        self.cluster.is_some() && crate::cluster::is_forwarded(headers)
+    }
+
     /// The client's scheme: its own connection's, or, for a request another lacquer
     /// node forwarded (over plain HTTP inside the PoP), the one that node saw.
     fn client_https(&self, headers: &HeaderMap, client: ClientInfo) -> bool {
         client.tls
-            || (self.cluster.is_some()
-                && crate::cluster::is_forwarded(headers)
+            || (self.forwarded_by_peer(headers)
                 && headers
                     .get("x-forwarded-proto")
                     .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")))

@@ -15,16 +15,18 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use super::template::{Template, Vars};
 use crate::config::HeaderEdits;
 
-const REFUSED: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::CONTENT_LENGTH,
-];
+/// Why a field may not be edited, if it may not: the hop-by-hop ones (RFC 9110 §7.6.1)
+/// describe one connection and Content-Length frames the message; on requests, Host
+/// chose the site and the cache key. One rule for validation and compilation.
+pub fn refusal(name: &HeaderName, request: bool) -> Option<&'static str> {
+    if crate::proxy::headers::is_hop_by_hop(name) || name == header::CONTENT_LENGTH {
+        Some("cannot be edited: it describes the connection or frames the message")
+    } else if request && name == header::HOST {
+        Some("cannot be edited on requests: the site and the cache key were chosen by it")
+    } else {
+        None
+    }
+}
 
 #[derive(Debug, Clone)]
 enum Value {
@@ -61,10 +63,8 @@ impl HeaderEdit {
         let name_of = |list: &str, name: &str| -> Result<HeaderName, String> {
             let parsed = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| format!("{table}.{list}: {name:?} is not a valid header name"))?;
-            if REFUSED.contains(&parsed) || (!response && parsed == header::HOST) {
-                return Err(format!(
-                    "{table}.{list}: {name} cannot be edited: lacquer manages it for the connection and the cache"
-                ));
+            if let Some(why) = refusal(&parsed, !response) {
+                return Err(format!("{table}.{list}: {name} {why}"));
             }
             Ok(parsed)
         };
@@ -235,7 +235,7 @@ mod tests {
         let err = HeaderEdit::compile(&edits(&[], &[("Host", "x")], &[]), false).unwrap_err();
         assert_eq!(
             err,
-            "request_headers.set: Host cannot be edited: lacquer manages it for the connection and the cache"
+            "request_headers.set: Host cannot be edited on requests: the site and the cache key were chosen by it"
         );
         assert!(HeaderEdit::compile(&edits(&[], &[("Host", "x")], &[]), true).is_ok());
     }

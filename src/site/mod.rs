@@ -84,6 +84,15 @@ impl Site {
     pub fn response_edits(&self) -> &HeaderEdit {
         &self.response_edits
     }
+    /// The site reads the client's address: access rules, a rate limit, an answer or
+    /// response edits (whose templates may name it).
+    pub fn uses_client(&self) -> bool {
+        self.access.is_some()
+            || self.limiter.is_some()
+            || self.answer.is_some()
+            || !self.response_edits.is_empty()
+    }
+
     /// The site keys by cookies: their values travel in internal request fields.
     pub fn key_cookies(&self) -> bool {
         self.key_cookies

@@ -6,7 +6,9 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use crate::cache::key::{KeyRules, QueryMode};
 use crate::cache::policy::{PolicyConfig, TtlRules};
 use crate::cache::Rules;
-use crate::config::{self, CacheConfig, CookieMode, CookiePolicy, SetCookieMode, SiteCacheConfig};
+use crate::config::{
+    self, CacheConfig, CookieMode, CookiePolicy, SetCookieMode, SiteCacheConfig, StatusMatch,
+};
 
 /// Everything the request path needs to cache a site's requests.
 #[derive(Debug, Clone)]
@@ -43,13 +45,15 @@ impl CacheRules {
         let mut by_code = Vec::new();
         let mut by_class = [None; 5];
         for (status, ttl) in &site.status_ttl {
-            match status_class(status) {
-                Some(class) => by_class[class] = Some(*ttl),
-                None => {
-                    if let Ok(code) = status.parse::<u16>() {
-                        by_code.push((code, *ttl));
+            match StatusMatch::parse(status) {
+                Some(StatusMatch::Class(c)) => {
+                    if let Some(slot) = by_class.get_mut(usize::from(c).saturating_sub(1)) {
+                        *slot = Some(*ttl);
                     }
                 }
+                Some(StatusMatch::Code(code)) => by_code.push((code, *ttl)),
+                // Validation refuses anything else.
+                None => {}
             }
         }
         let policy = PolicyConfig {
@@ -157,13 +161,6 @@ impl CacheRules {
         }
         out
     }
-}
-
-/// `"4xx"` → 3.
-fn status_class(s: &str) -> Option<usize> {
-    let b = s.as_bytes();
-    (b.len() == 3 && b[1..].eq_ignore_ascii_case(b"xx") && (b'1'..=b'5').contains(&b[0]))
-        .then(|| usize::from(b[0] - b'1'))
 }
 
 /// The internal request field that carries a key cookie's value, so the stored variant
