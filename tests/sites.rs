@@ -2257,6 +2257,96 @@ async fn reload_with_unknown_origin_group_is_refused() {
     .await;
 }
 
+// ---- in a PoP ----
+
+/// A PoP node skips a site's answers, limits and request edits for a request another
+/// node of the PoP forwarded (the edge applied them). A client is not such a node:
+/// sending the PoP's hop marker (`X-Lacquer-Hop`) and `X-Forwarded-Proto: https`
+/// itself must not get it past `allow`, the rate limit or the request edits, nor make
+/// plain HTTP count as HTTPS.
+#[tokio::test]
+async fn a_client_claiming_to_be_a_pop_peer_gets_no_bypass() {
+    within(20, async {
+        let o = named("app").await;
+        // The node on 127.0.0.2: the test client connects from 127.0.0.1, which is no
+        // member of the PoP.
+        let free = || {
+            let l = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let (public, admin) = (free(), free());
+        let text = [
+            format!(
+                "[node]\nname = \"s1\"\nrole = \"shard\"\n\n[[listen]]\naddress = \"{public}\"\n\n\
+                 [admin]\naddress = \"{admin}\"\n\n[cluster]\nenabled = true\npeers = [\
+                 {{ name = \"s1\", address = \"{public}\", admin = \"{admin}\", role = \"shard\" }}]\n\n"
+            ),
+            group("g", &[&o]),
+            r#"
+[[site]]
+name = "office"
+hosts = ["office.test"]
+origin_group = "g"
+allow = ["10.0.0.0/8"]
+
+[[site]]
+name = "limited"
+hosts = ["rl.test"]
+origin_group = "g"
+rate_limit = { rate = 0.01, burst = 0 }
+
+[[site]]
+name = "scrub"
+hosts = ["scrub.test"]
+origin_group = "g"
+request_headers = { remove = ["x-internal-auth"] }
+
+[[site]]
+name = "secure"
+hosts = ["tls.test"]
+schemes = ["https"]
+origin_group = "g"
+"#
+            .into(),
+        ]
+        .concat();
+        let mut cfg = Config::parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
+        cfg.log.access_log = false;
+        for g in &mut cfg.origin_group {
+            g.health.enabled = false;
+        }
+        let node = start(cfg).await;
+        // Without the claim, the rules hold.
+        assert_eq!(at(&node, "office.test", "/").await.status, 403);
+        assert_eq!(at(&node, "tls.test", "/").await.status, 404);
+        let claim = [("x-lacquer-hop", "e1"), ("x-forwarded-proto", "https")];
+        let mut bypassed = Vec::new();
+        let g = at_with(&node, "office.test", "/", &claim).await;
+        if g.status != 403 {
+            bypassed.push(format!("allow: {} instead of 403", g.status));
+        }
+        let statuses = [
+            at_with(&node, "rl.test", "/a", &claim).await.status,
+            at_with(&node, "rl.test", "/b", &claim).await.status,
+        ];
+        if statuses != [200, 429] {
+            bypassed.push(format!("rate limit: {statuses:?} instead of [200, 429]"));
+        }
+        let with_secret = [claim[0], claim[1], ("x-internal-auth", "forged")];
+        at_with(&node, "scrub.test", "/", &with_secret).await;
+        if o.last().is_some_and(|s| s.headers.contains_key("x-internal-auth")) {
+            bypassed.push("request edits: x-internal-auth reached the origin".into());
+        }
+        let g = at_with(&node, "tls.test", "/", &claim).await;
+        if g.status != 404 {
+            bypassed.push(format!("https-only site over plain HTTP: {}", g.status));
+        }
+        assert!(bypassed.is_empty(), "a client's own hop marker bypassed: {bypassed:#?}");
+        node.stop().await;
+    })
+    .await;
+}
+
 // ---- admin explain ----
 
 fn query_encode(s: &str) -> String {
