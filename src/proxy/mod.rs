@@ -329,8 +329,16 @@ impl Proxy {
         // `add` edits twice.
         let forwarded = self.forwarded_by_peer(&parts.headers);
         if !forwarded {
-            if let Some(resp) = self.answer_without_origin(&site, &parts, who, https) {
-                return (resp, CacheStatus::default(), Some(site));
+            if let Some(mut resp) = self.answer_without_origin(&site, &parts, who, https) {
+                // The site's response edits hold for what it answers itself too (a
+                // redirect's HSTS, a fixed page's robots tag).
+                let status = CacheStatus::default();
+                if !site.response_edits().is_empty() {
+                    let host = authority_of(&parts).unwrap_or_default();
+                    let vars = self.vars(&site, &parts.uri, host, who, https, status.result());
+                    site.response_edits().apply(resp.headers_mut(), &vars);
+                }
+                return (resp, status, Some(site));
             }
         }
         // Before the key and the directives: what the site strips is gone for both.
