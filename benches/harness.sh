@@ -7,7 +7,10 @@
 # row "lacquer" (other settings pass through from the environment: SYSTEMS, RUNS,
 # DURATION, ...; see ../shared/perf/README.md), then copies the resulting summary.md
 # (markdown tables) to OUT.md. Run it on a quiet machine: it takes ~30 min with the
-# default settings.
+# default settings. With SYSTEMS naming "lacquer-sites", that row runs lacquer with
+# $SITES [[site]]s (default 1000; see harness-row.sh), e.g. the cost of routing:
+#
+#   SYSTEMS="lacquer lacquer-sites" benches/harness.sh sites.md hit-small
 set -euo pipefail
 
 if [[ $# -lt 1 || "$1" == -h || "$1" == --help ]]; then
@@ -29,7 +32,8 @@ cargo build --release --bin lacquer
 # The harness resolves a relative binary path from the directory it is started in.
 export PROXY_NAME=lacquer
 target="${CARGO_TARGET_DIR:-target}"
-export PROXY_CMD="$target/release/lacquer run --listen {host}:{port} --origin {origin}"
+export LACQUER_BIN="$target/release/lacquer"
+export PROXY_CMD="bash benches/harness-row.sh {workdir} {host}:{port} {origin}"
 export OUT_DIR="${OUT_DIR:-$(mktemp -d /tmp/lacquer-perf.XXXXXX)}"
 bash "$perf" "$@"
 
