@@ -259,6 +259,13 @@ impl Live {
             self.shared.cluster.store(cluster);
         }
         proxy.spawn_background_tasks();
+        // A site the new config no longer has stops being exported (its series would
+        // otherwise stay at their last values for good).
+        for site in running.sites().all() {
+            if !proxy.sites().contains(site.name()) {
+                self.shared.metrics.forget_site(site.name());
+            }
+        }
         self.proxy.store(proxy);
         self.limits.store(Arc::new(cfg.limits.clone()));
         for (tls, paths, config) in kept_tls {

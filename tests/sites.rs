@@ -2257,6 +2257,41 @@ async fn reload_with_unknown_origin_group_is_refused() {
     .await;
 }
 
+/// A reload that removes a site stops exporting its series; the sites that stay keep
+/// theirs.
+#[tokio::test]
+async fn reload_forgets_a_removed_sites_metrics() {
+    within(20, async {
+        let (one, two) = (named("one").await, named("two").await);
+        let dir = temp_path("sites-forget");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("lacquer.toml");
+        std::fs::write(&path, reload_config(&one, &two, "one", "round-robin")).unwrap();
+        let node = start(Config::load(&path).unwrap()).await;
+        let live = node.running.as_ref().unwrap().live.clone();
+        at(&node, "app.test", "/a").await;
+        at(&node, "other.test", "/b").await;
+        let text = node.running.as_ref().unwrap().proxy().metrics_text();
+        assert!(
+            text.contains("lacquer_site_requests_total{site=\"other\""),
+            "{text}"
+        );
+        let without_other = reload_config(&one, &two, "one", "round-robin");
+        let cut = without_other.find("[[site]]\nname = \"other\"").unwrap();
+        std::fs::write(&path, &without_other[..cut]).unwrap();
+        live.reload_from_source().await.unwrap();
+        let text = node.running.as_ref().unwrap().proxy().metrics_text();
+        assert!(!text.contains("site=\"other\""), "{text}");
+        assert!(
+            text.contains("lacquer_site_requests_total{site=\"app\""),
+            "{text}"
+        );
+        node.stop().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
+
 // ---- in a PoP ----
 
 /// A PoP node skips a site's answers, limits and request edits for a request another

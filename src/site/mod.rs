@@ -206,6 +206,11 @@ impl Sites {
         }
     }
 
+    /// Whether a site of this name is configured (the default site included).
+    pub fn contains(&self, name: &str) -> bool {
+        self.all().any(|s| s.name() == name)
+    }
+
     /// Every site, the default last.
     pub fn all(&self) -> impl Iterator<Item = &Arc<Site>> {
         self.sites.iter().chain(self.default.iter())
