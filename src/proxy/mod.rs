@@ -469,7 +469,10 @@ impl Proxy {
             || has_body
             || !policy::request_cacheable_with(&parts.method, &ctx.asked)
         {
-            return self.pass_through(ctx, parts, body).await;
+            // Boxed, as `miss` is: hyper moves the whole request future into place, and
+            // these steps' states (an origin exchange) would make every hit's move
+            // kilobytes long.
+            return Box::pin(self.pass_through(ctx, parts, body)).await;
         }
         drop(body);
         self.lookup(ctx, Arc::new(parts)).await
@@ -707,7 +710,7 @@ impl Proxy {
                     // A stored error is no better stand-in for a fresh error.
                     let fallback =
                         (usable_on_error && !obj.status.is_server_error()).then_some(obj.clone());
-                    self.miss(ctx, parts, Some(obj), fallback).await
+                    Box::pin(self.miss(ctx, parts, Some(obj), fallback)).await
                 }
                 Usability::Expired => {
                     if cc.only_if_cached {
@@ -716,7 +719,7 @@ impl Proxy {
                             CacheStatus::fwd("request"),
                         );
                     }
-                    self.miss(ctx, parts, Some(obj), None).await
+                    Box::pin(self.miss(ctx, parts, Some(obj), None)).await
                 }
             },
             None => {
@@ -726,7 +729,7 @@ impl Proxy {
                         CacheStatus::fwd("request"),
                     );
                 }
-                self.miss(ctx, parts, None, None).await
+                Box::pin(self.miss(ctx, parts, None, None)).await
             }
         }
     }
