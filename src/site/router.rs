@@ -9,10 +9,15 @@
 
 use std::collections::HashMap;
 
+/// Host names to rule indices. xxh3 rather than SipHash: the maps are built from the
+/// config and only read per request, so a client cannot grow a bucket, and SipHash was
+/// the larger part of routing a request.
+type HostMap<V> = HashMap<Box<str>, V, xxhash_rust::xxh3::Xxh3DefaultBuilder>;
+
 use http::Method;
 use regex::Regex;
 
-use super::host::{request_host, HostPattern, MAX_HOST_LEN};
+use super::host::{request_host, HostPattern};
 
 /// What a rule matches; see [`crate::config::SiteConfig`] for each field's meaning.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -53,8 +58,8 @@ pub enum Route {
 #[derive(Debug)]
 pub struct Router {
     rules: Vec<Rule>,
-    exact: HashMap<Box<str>, Box<[usize]>>,
-    wildcard: HashMap<Box<str>, Box<[usize]>>,
+    exact: HostMap<Box<[usize]>>,
+    wildcard: HostMap<Box<[usize]>>,
     any_host: Box<[usize]>,
     /// The lowest rule index with a wildcard, to skip the wildcard lookups once a
     /// better rule has matched.
@@ -126,8 +131,8 @@ impl Router {
     /// Compiles the rules (regexes once, here). Fails on what validation rejects.
     pub fn new(rules: &[MatchRule]) -> Result<Router, String> {
         let mut compiled = Vec::with_capacity(rules.len());
-        let mut exact: HashMap<Box<str>, Vec<usize>> = HashMap::new();
-        let mut wildcard: HashMap<Box<str>, Vec<usize>> = HashMap::new();
+        let mut exact: HostMap<Vec<usize>> = HostMap::default();
+        let mut wildcard: HostMap<Vec<usize>> = HostMap::default();
         let mut any_host = Vec::new();
         let mut first_wildcard_rule = usize::MAX;
         let mut wildcard_labels = (usize::MAX, 0);
@@ -154,7 +159,7 @@ impl Router {
                 }
             }
         }
-        let freeze = |map: HashMap<Box<str>, Vec<usize>>| {
+        let freeze = |map: HostMap<Vec<usize>>| {
             map.into_iter()
                 .map(|(k, v)| (k, v.into_boxed_slice()))
                 .collect()
@@ -185,7 +190,7 @@ impl Router {
                 }
             }
         };
-        let mut buf = [0; MAX_HOST_LEN];
+        let mut buf = None;
         if let Some(name) = request_host(host, &mut buf) {
             if let Some(list) = self.exact.get(name) {
                 for_host = true;
@@ -474,7 +479,7 @@ mod tests {
                 let path = ["/", "/a", "/a/b", "/b/c", "/ab", "/zz"][next(6)];
                 let method = [Method::GET, Method::POST][next(2)].clone();
                 let https = next(2) == 0;
-                let mut buf = [0; MAX_HOST_LEN];
+                let mut buf = None;
                 let name = request_host(host, &mut buf).unwrap();
                 let host_ok = |r: &MatchRule| {
                     r.hosts.is_empty()
