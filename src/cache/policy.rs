@@ -618,7 +618,42 @@ pub fn parse_http_date(raw: &[u8]) -> Option<SystemTime> {
     if let Ok(t) = httpdate::parse_http_date(s) {
         return Some(t);
     }
-    httpdate::parse_http_date(&canonical_case(s)).ok()
+    let s = canonical_case(s);
+    httpdate::parse_http_date(&s)
+        .ok()
+        .or_else(|| any_weekday(&s))
+}
+
+/// A date whose weekday name does not match the date, in any of the three formats:
+/// the date is what matters, and most caches read it so (an `Expires` with a wrong
+/// weekday would otherwise mean "already expired"). httpdate checks the weekday, so
+/// the right one is found by trying the seven; only a date that failed gets here.
+fn any_weekday(s: &str) -> Option<SystemTime> {
+    const SHORT: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const LONG: [&str; 7] = [
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ];
+    // IMF-fixdate and RFC 850 name the day before a comma; asctime before a space.
+    let (names, rest) = match s.split_once(',') {
+        Some((day, rest)) if SHORT.contains(&day) => (&SHORT, format!(",{rest}")),
+        Some((day, rest)) if LONG.contains(&day) => (&LONG, format!(",{rest}")),
+        Some(_) => return None,
+        None => match s.split_at_checked(3) {
+            Some((day, rest)) if SHORT.contains(&day) && rest.starts_with(' ') => {
+                (&SHORT, rest.to_owned())
+            }
+            _ => return None,
+        },
+    };
+    names
+        .iter()
+        .find_map(|name| httpdate::parse_http_date(&format!("{name}{rest}")).ok())
 }
 
 /// "THU, 18 AUG 2050 02:01:18 gmt" -> "Thu, 18 Aug 2050 02:01:18 GMT".
@@ -1930,5 +1965,37 @@ mod tests {
         let _ = revalidation_headers(&r);
         strip_before_store(&mut r);
         assert_eq!(parse_http_date(&[0xff; 200]), None);
+    }
+
+    /// 6 Nov 1994 was a Sunday. A wrong weekday name used to make the date invalid (an
+    /// `Expires` "already expired", a `Last-Modified` no heuristic); the date is what
+    /// matters (issue 13), in all three formats.
+    #[test]
+    fn dates_with_the_wrong_weekday_are_read_by_their_date() {
+        let right = parse_http_date(b"Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        for wrong in [
+            "Mon, 06 Nov 1994 08:49:37 GMT",
+            "Monday, 06-Nov-94 08:49:37 GMT",
+            "Mon Nov  6 08:49:37 1994",
+            "wed, 06 nov 1994 08:49:37 gmt",
+        ] {
+            assert_eq!(parse_http_date(wrong.as_bytes()), Some(right), "{wrong}");
+        }
+        for junk in [
+            "Xyz, 06 Nov 1994 08:49:37 GMT",
+            "Mon, 31 Feb 1994 08:49:37 GMT",
+            "Mon, 06 Nov 1994 25:49:37 GMT",
+            "Mon",
+            "Mon,",
+        ] {
+            assert_eq!(parse_http_date(junk.as_bytes()), None, "{junk}");
+        }
+        // An Expires with a wrong weekday now gives the lifetime it says.
+        let h = headers(&[
+            ("date", "Sun, 06 Nov 1994 08:49:37 GMT"),
+            ("expires", "Mon, 06 Nov 1994 09:49:37 GMT"),
+        ]);
+        let f = freshness(StatusCode::OK, &h, right, right, &cfg());
+        assert_eq!(f.lifetime, Duration::from_secs(3600));
     }
 }
