@@ -7,7 +7,7 @@
 //! rewrite is Accept-Encoding (see [`normalize_accept_encoding`]).
 
 use bytes::Bytes;
-use http::header::{ACCEPT_ENCODING, VARY};
+use http::header::{ACCEPT_CHARSET, ACCEPT_ENCODING, ACCEPT_LANGUAGE, VARY};
 use http::{HeaderMap, HeaderName};
 
 /// The parsed Vary of a stored response.
@@ -92,7 +92,50 @@ fn normalized_value(field: &HeaderName, req: &HeaderMap) -> Option<Bytes> {
     if *field == ACCEPT_ENCODING {
         return Some(normalize_accept_encoding(elements));
     }
+    if *field == ACCEPT_LANGUAGE || *field == ACCEPT_CHARSET {
+        return Some(normalize_preferences(elements));
+    }
     Some(Bytes::from(elements.join(&b", "[..])))
+}
+
+/// Accept-Language and Accept-Charset: language ranges and charsets are
+/// case-insensitive (RFC 4647 2.1, RFC 9110 12.5.2), whitespace around `;` and `=` is
+/// optional and empty elements mean nothing, so `de-DE, en;q=0.5` and
+/// `DE-de,en ; q=0.5` ask for the same thing. Order is kept among equal weights (an
+/// origin may take the first of `de, en` and `en, de` alike, so they stay apart) and
+/// otherwise follows the weights, as a browser writes them.
+fn normalize_preferences(elements: Vec<&[u8]>) -> Bytes {
+    let mut items: Vec<(u32, Vec<u8>)> = elements
+        .into_iter()
+        .filter(|e| !e.is_empty())
+        .map(normalize_coding)
+        .map(|e| (weight(&e), e))
+        .collect();
+    // Stable: equal weights keep their order.
+    items.sort_by_key(|item| std::cmp::Reverse(item.0));
+    let mut out: Vec<Vec<u8>> = Vec::with_capacity(items.len());
+    for (_, e) in items {
+        if !out.contains(&e) {
+            out.push(e);
+        }
+    }
+    Bytes::from(out.join(&b", "[..]))
+}
+
+/// An element's qvalue in thousandths (1000 without `q=`; an unreadable one sorts as 0
+/// but stays in the value, so it still tells requests apart).
+fn weight(element: &[u8]) -> u32 {
+    element
+        .split(|&b| b == b';')
+        .skip(1)
+        .find_map(|p| p.strip_prefix(b"q="))
+        .map_or(1000, |q| {
+            std::str::from_utf8(q)
+                .ok()
+                .and_then(|q| q.parse::<f64>().ok())
+                .filter(|q| (0.0..=1.0).contains(q))
+                .map_or(0, |q| (q * 1000.0).round() as u32)
+        })
 }
 
 /// Accept-Encoding is normalized further because browsers differ mostly in
@@ -276,6 +319,32 @@ mod tests {
         let a = value("accept-language", &[("accept-language", b"en, fr")]);
         let b = value("accept-language", &[("accept-language", b"fr, en")]);
         assert_ne!(a, b);
+    }
+
+    /// Accept-Language is compared by meaning (issue 13): case, whitespace, empty
+    /// elements and the order of different weights do not make a new variant; the
+    /// order of equal weights does (`de, en` is not `en, de` to an origin that takes
+    /// the first), and so do the weights themselves.
+    #[test]
+    fn accept_language_case_whitespace_and_weight_order() {
+        let lang = |v: &'static [u8]| value("accept-language", &[("accept-language", v)]);
+        let a = lang(b"de-DE,de;q=0.9,en;q=0.8");
+        assert_eq!(a, lang(b"DE-de , De ; Q=0.9,, en;q=0.8"));
+        assert_eq!(a, lang(b"en;q=0.8, de;q=0.9, de-de"));
+        assert_eq!(a, Some(Bytes::from_static(b"de-de, de;q=0.9, en;q=0.8")));
+        assert_ne!(lang(b"de, en"), lang(b"en, de"));
+        assert_ne!(lang(b"de, en;q=0.5"), lang(b"de, en;q=0.6"));
+        let charset = value(
+            "accept-charset",
+            &[("accept-charset", b"UTF-8, ISO-8859-1;q=0.5")],
+        );
+        assert_eq!(
+            charset,
+            value(
+                "accept-charset",
+                &[("accept-charset", b"iso-8859-1;q=0.5,utf-8")]
+            )
+        );
     }
 
     #[test]
