@@ -400,6 +400,7 @@ pub fn build_proxy(
         max_body: cfg.limits.max_body,
         body_read_timeout: cfg.limits.body_read_timeout,
         between_bytes_timeout: cfg.upstream.between_bytes_timeout,
+        stream_idle_timeout: cfg.upstream.stream_idle_timeout,
         coalesce_timeout: crate::proxy::coalesce_wait_bound(c.coalesce_timeout, &cfg.upstream),
         stale_on_slow: c.stale_on_slow,
         purge_allowed,

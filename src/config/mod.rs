@@ -362,6 +362,10 @@ pub struct UpstreamConfig {
     pub first_byte_timeout: Duration,
     #[serde(deserialize_with = "units::de_duration")]
     pub between_bytes_timeout: Duration,
+    /// Longest silence of a `text/event-stream` response (server-sent events), which
+    /// `between_bytes_timeout` would cut between events.
+    #[serde(deserialize_with = "units::de_duration")]
+    pub stream_idle_timeout: Duration,
     #[serde(deserialize_with = "units::de_duration")]
     pub pool_idle_timeout: Duration,
     pub pool_max_idle_per_origin: usize,
@@ -375,6 +379,7 @@ impl Default for UpstreamConfig {
             connect_timeout: Duration::from_secs(3),
             first_byte_timeout: Duration::from_secs(30),
             between_bytes_timeout: Duration::from_secs(30),
+            stream_idle_timeout: Duration::from_secs(300),
             pool_idle_timeout: Duration::from_secs(60),
             pool_max_idle_per_origin: 256,
             retry: true,

@@ -96,6 +96,7 @@ fn shipped_config_sets_every_key() {
         "connect_timeout",
         "first_byte_timeout",
         "between_bytes_timeout",
+        "stream_idle_timeout",
         "pool_idle_timeout",
         "pool_max_idle_per_origin",
         "retry",

@@ -220,6 +220,7 @@ fn check_upstream(c: &mut Checker<'_, '_>, config: &Config) {
     c.nonzero_duration("upstream.connect_timeout", u.connect_timeout);
     c.nonzero_duration("upstream.first_byte_timeout", u.first_byte_timeout);
     c.nonzero_duration("upstream.between_bytes_timeout", u.between_bytes_timeout);
+    c.nonzero_duration("upstream.stream_idle_timeout", u.stream_idle_timeout);
     c.nonzero_duration("upstream.pool_idle_timeout", u.pool_idle_timeout);
 }
 

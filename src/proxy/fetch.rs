@@ -135,7 +135,8 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
         times: &times,
     });
 
-    let mut body = ProxyBody::stream(body, proxy.settings.between_bytes_timeout, None);
+    let idle = proxy.settings.response_idle(&parts.headers);
+    let mut body = ProxyBody::stream(body, idle, None);
     let mut size: u64 = 0;
     // The body is held in memory until stored: it draws on the store's fill share.
     let mut claim = proxy.cache.reserve();

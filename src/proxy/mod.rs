@@ -41,6 +41,8 @@ pub struct Settings {
     pub max_body: u64,
     pub body_read_timeout: Duration,
     pub between_bytes_timeout: Duration,
+    /// The same for a `text/event-stream` response (`upstream.stream_idle_timeout`).
+    pub stream_idle_timeout: Duration,
     /// Safety bound on waiting for a fetch's head (see [`coalesce_wait_bound`]).
     pub coalesce_timeout: Duration,
     /// With a stale copy usable on error, a fetch older than this serves it (0 = off).
@@ -60,6 +62,18 @@ pub struct Settings {
     pub site_header: bool,
     /// `[cache] surrogate_control`: Surrogate-Control is for this cache, not clients.
     pub surrogate_control: bool,
+}
+
+impl Settings {
+    /// How long a response body may be silent: an event stream's silences between
+    /// events are its normal state, anything else's a stalled origin.
+    pub fn response_idle(&self, headers: &HeaderMap) -> Duration {
+        if headers::is_event_stream(headers) {
+            self.stream_idle_timeout
+        } else {
+            self.between_bytes_timeout
+        }
+    }
 }
 
 /// Bounds on a request head, the same on HTTP/1.1 and HTTP/2 (`[limits]`).
@@ -611,7 +625,8 @@ impl Proxy {
                 }
                 let mut status = status;
                 status.fwd_status = Some(rparts.status.as_u16());
-                let body = ProxyBody::stream(rbody, self.settings.between_bytes_timeout, None);
+                let idle = self.settings.response_idle(&rparts.headers);
+                let body = ProxyBody::stream(rbody, idle, None);
                 (Response::from_parts(rparts, body), status)
             }
             Err(why) => {
