@@ -23,8 +23,9 @@ async fn slow_stream_origin(content_type: &'static str) -> SocketAddr {
                 if read_head(&mut s, &mut buf).await.is_none() {
                     return;
                 }
+                // Cacheable by its headers: an event stream must pass anyway.
                 let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nCache-Control: no-store\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nCache-Control: public, max-age=60\r\nTransfer-Encoding: chunked\r\n\r\n"
                 );
                 if s.write_all(head.as_bytes()).await.is_err() {
                     return;
@@ -93,6 +94,11 @@ async fn an_event_stream_is_relayed_event_by_event_through_its_silences() {
             first < Duration::from_millis(1400),
             "first event after {first:?}"
         );
+        // Never stored: a second client gets its own live stream, not a replay.
+        let (again, first) = read_stream(node.addr).await;
+        assert!(again.contains("data: event 2"), "{again}");
+        assert!(!again.contains("cache-status: lacquer; hit"), "{again}");
+        assert!(first.is_some_and(|f| f < Duration::from_millis(1400)));
         node.stop().await;
     })
     .await;

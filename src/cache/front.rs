@@ -127,6 +127,8 @@ pub enum PassReason {
     ErrorOverStale,
     /// Content-Length beside Transfer-Encoding.
     BadFraming,
+    /// A server-sent event stream: each client's is live, never a copy of another's.
+    EventStream,
 }
 
 /// A response admitted for storing: what its object will carry besides the response.
@@ -239,7 +241,14 @@ impl Cache {
         let too_big = resp
             .content_length
             .is_some_and(|n| n > rules.max_object_size);
-        let fits = variant.is_some() && !too_big && !error_over_stale && !resp.bad_framing;
+        // An event stream is live: stored, or shared with a client that joins later, it
+        // would replay old events as new, whatever its Cache-Control says.
+        let event_stream = policy::is_event_stream(headers);
+        let fits = variant.is_some()
+            && !too_big
+            && !error_over_stale
+            && !resp.bad_framing
+            && !event_stream;
         let storable = verdict.is_ok() && fits;
         // Negative caching (`error_ttl`): a 5xx without freshness of its own is kept
         // briefly, when it would be storable with that lifetime (no-store, private,
@@ -274,6 +283,8 @@ impl Cache {
                 PassReason::BadFraming
             } else if error_over_stale {
                 PassReason::ErrorOverStale
+            } else if event_stream {
+                PassReason::EventStream
             } else if let Err(r) = verdict {
                 PassReason::NotStorable(r)
             } else if too_big {
@@ -559,6 +570,27 @@ mod tests {
             stale: None,
             times: now(),
         }
+    }
+
+    /// An event stream is never stored nor shared, whatever its Cache-Control (issue
+    /// 13): a stored or shared copy would replay old events to a later client as new.
+    #[test]
+    fn event_streams_pass_whatever_their_cache_control() {
+        let cache = Cache::new(1 << 20, 4, Duration::from_secs(60));
+        let req = get();
+        let k = key("/events");
+        let sse = headers(&[
+            ("cache-control", "public, max-age=60"),
+            ("content-type", "Text/Event-Stream; charset=utf-8"),
+        ]);
+        assert!(matches!(
+            cache.admit(&k, &fetched(&req, 200, &sse), &rules()),
+            Admission::Pass(PassReason::EventStream)
+        ));
+        assert!(
+            cache.is_hit_for_miss(&k),
+            "later clients do not queue behind it"
+        );
     }
 
     #[test]

@@ -581,6 +581,16 @@ fn heuristic(resp: &HeaderMap, date: SystemTime, cfg: &PolicyConfig) -> Duration
         .min(cfg.heuristic_max)
 }
 
+/// A `text/event-stream` response (server-sent events): `Content-Type`'s media type,
+/// any case, parameters ignored.
+pub fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
+}
+
 /// RFC 9111 5.1 Age. The first field line's first list member counts (cache-tests
 /// `age-parse-suffix*` require "7200, 0" and a second line "0" to keep the 7200); a
 /// value that is not a plain non-negative integer counts as 0 (RFC 9111 5.1 says to

@@ -181,16 +181,6 @@ pub fn content_length(headers: &HeaderMap) -> Option<u64> {
     first.to_str().ok()?.trim().parse().ok()
 }
 
-/// A `text/event-stream` response (server-sent events): `Content-Type`'s media type,
-/// any case, parameters ignored.
-pub fn is_event_stream(headers: &HeaderMap) -> bool {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
-}
-
 /// A response's Vary as clients see it: the internal fields that carry a site's key
 /// cookies (`site::rules::COOKIE_FIELD_PREFIX`) mean nothing outside, and say `Cookie`.
 pub fn public_vary(headers: &mut HeaderMap) {

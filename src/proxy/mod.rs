@@ -68,7 +68,7 @@ impl Settings {
     /// How long a response body may be silent: an event stream's silences between
     /// events are its normal state, anything else's a stalled origin.
     pub fn response_idle(&self, headers: &HeaderMap) -> Duration {
-        if headers::is_event_stream(headers) {
+        if policy::is_event_stream(headers) {
             self.stream_idle_timeout
         } else {
             self.between_bytes_timeout
