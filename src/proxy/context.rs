@@ -4,6 +4,7 @@
 //! arguments. Cheap to build and to clone: no allocation beyond the key's URL, which
 //! every cacheable request needs anyway.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::cache::key::CacheKey;
@@ -18,6 +19,12 @@ pub struct Ctx {
     /// The request's cache key, under `rules.key`.
     pub key: CacheKey,
     pub client: ClientInfo,
+    /// The client's address behind `[client] trusted_proxies`, worked out once: read by
+    /// a site's access rules, rate limit and templates.
+    pub client_ip: IpAddr,
+    /// Another node of the PoP forwarded the request (a believed hop marker): it was
+    /// answered, limited and edited there.
+    pub forwarded: bool,
     /// The client's scheme is https: its own connection's, or, for a request another
     /// lacquer node forwarded, the one that node saw.
     pub https: bool,

@@ -365,7 +365,7 @@ impl Proxy {
             let host = authority_of(&parts).unwrap_or_default().to_owned();
             (parts.uri.clone(), host)
         });
-        let Some(ctx) = self.context(&parts, client, https, site.clone()) else {
+        let Some(ctx) = self.context(&parts, client, https, site.clone(), (who, forwarded)) else {
             return (
                 synthetic(StatusCode::BAD_REQUEST, "missing or invalid Host"),
                 CacheStatus::default(),
@@ -561,6 +561,7 @@ impl Proxy {
         client: ClientInfo,
         https: bool,
         site: Arc<Site>,
+        (client_ip, forwarded): (IpAddr, bool),
     ) -> Option<Ctx> {
         let authority = authority_of(parts)?;
         let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -568,6 +569,8 @@ impl Proxy {
         Some(Ctx {
             key: CacheKey::new(scheme, authority, pq, &site.rules().cache.key),
             client,
+            client_ip,
+            forwarded,
             https,
             asked: RequestDirectives::of(&parts.headers),
             site,
@@ -1055,14 +1058,9 @@ impl Proxy {
                 h.remove(field);
             }
         }
-        if !site.request_edits().is_empty() && !self.forwarded_by_peer(&parts.headers) {
-            let who = crate::geo::client::client_ip(
-                ctx.client.addr.ip(),
-                &parts.headers,
-                &self.settings.trusted_proxies,
-            );
+        if !site.request_edits().is_empty() && !ctx.forwarded {
             let host = authority_of(parts).unwrap_or_default();
-            let vars = self.vars(site, &parts.uri, host, who, ctx.https, "");
+            let vars = self.vars(site, &parts.uri, host, ctx.client_ip, ctx.https, "");
             site.request_edits().apply(&mut h, &vars);
         }
         let method = if fill {
@@ -1191,7 +1189,7 @@ impl Proxy {
             .site_of(&parts, https)
             .map_err(|(code, why)| format!("URL {url:?}: {code} {why}"))?;
         let ctx = self
-            .context(&parts, client, https, site)
+            .context(&parts, client, https, site, (client.addr.ip(), false))
             .ok_or_else(|| format!("URL {url:?} has no usable host"))?;
         let (resp, status) = self.lookup(&ctx, Arc::new(parts)).await;
         let code = resp.status();

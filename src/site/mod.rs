@@ -85,11 +85,12 @@ impl Site {
         &self.response_edits
     }
     /// The site reads the client's address: access rules, a rate limit, an answer or
-    /// response edits (whose templates may name it).
+    /// header edits (whose templates may name it).
     pub fn uses_client(&self) -> bool {
         self.access.is_some()
             || self.limiter.is_some()
             || self.answer.is_some()
+            || !self.request_edits.is_empty()
             || !self.response_edits.is_empty()
     }
 
