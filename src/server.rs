@@ -191,7 +191,12 @@ impl Live {
         // A changed peer list builds a new ring: only keys whose owner changed move.
         let membership_changed = cfg.cluster != applied.cluster || cfg.node != applied.node;
         let cluster = if membership_changed {
-            crate::cluster::Cluster::from_config(&cfg, self.shared.metrics.clone())?
+            let previous = self.shared.cluster.load_full();
+            crate::cluster::Cluster::succeeding(
+                &cfg,
+                self.shared.metrics.clone(),
+                previous.as_deref(),
+            )?
         } else {
             self.shared.cluster.load_full()
         };
@@ -247,9 +252,7 @@ impl Live {
             notes.push(&admin_note);
         }
         if membership_changed {
-            notes.push(
-                "cluster membership rebuilt; purges not yet delivered by the old view are dropped",
-            );
+            notes.push("cluster view rebuilt; peers' health and undelivered purges carried over");
         }
         // Commit.
         if membership_changed {

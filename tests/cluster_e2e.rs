@@ -349,7 +349,7 @@ async fn reload_adds_a_shard_without_restart() {
             "",
         );
         let note = live.reload(three).await.unwrap();
-        assert!(note.contains("membership"), "{note}");
+        assert!(note.contains("cluster view"), "{note}");
         let status = admin_call(members[0].admin, http::Method::GET, "/cluster", "").await;
         assert_eq!(status["shards"], 3, "{status}");
         tokio::time::sleep(std::time::Duration::from_millis(400)).await;

@@ -88,6 +88,7 @@ pub async fn purge(proxy: &Proxy, node: &str, body: &[u8]) -> ApiResult {
         purged: serde_json::to_value(purged).ok(),
         answer: None,
         error: None,
+        pending: false,
     }];
     let mut total = purged;
     let cluster = proxy.cluster().filter(|_| req.scope == Scope::Cluster);

@@ -46,6 +46,10 @@ pub struct NodeAck {
     pub answer: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// For a purge: not delivered yet, and kept in the purge log for this peer, which
+    /// is sent it when its health check passes.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
 }
 
 impl NodeAck {
@@ -57,6 +61,14 @@ impl NodeAck {
             purged: None,
             answer: None,
             error: Some(error),
+            pending: false,
+        }
+    }
+
+    fn pending(node: &str, latency_ms: u64, error: String) -> NodeAck {
+        NodeAck {
+            pending: true,
+            ..NodeAck::failed(node, latency_ms, error)
         }
     }
 }
@@ -94,6 +106,38 @@ impl PurgeLog {
             entries: VecDeque::new(),
             capacity: capacity.max(1),
         }
+    }
+
+    /// A log holding `entries` (oldest first, as a journal or an earlier view kept
+    /// them), whose newest sequence number is `head`.
+    pub(crate) fn restored(capacity: usize, head: u64, entries: Vec<(u64, Value)>) -> PurgeLog {
+        let mut log = PurgeLog::new(capacity);
+        log.head = head;
+        let skip = entries.len().saturating_sub(log.capacity);
+        log.entries = entries
+            .into_iter()
+            .skip(skip)
+            .map(|(seq, body)| {
+                Arc::new(Logged {
+                    seq,
+                    body: Arc::new(body),
+                    settled: AtomicBool::new(true),
+                })
+            })
+            .collect();
+        log
+    }
+
+    /// The entries, oldest first, for a journal rewrite or a new view of the cluster.
+    pub(crate) fn entries(&self) -> Vec<(u64, Value)> {
+        self.entries
+            .iter()
+            .map(|e| (e.seq, Value::clone(&e.body)))
+            .collect()
+    }
+
+    pub(crate) fn head(&self) -> u64 {
+        self.head
     }
 
     fn append(&mut self, body: Arc<Value>) -> Arc<Logged> {
@@ -144,8 +188,13 @@ fn node_scoped(mut body: Value) -> Value {
 }
 
 impl Cluster {
-    fn log(&self) -> std::sync::MutexGuard<'_, PurgeLog> {
+    pub(crate) fn log(&self) -> std::sync::MutexGuard<'_, PurgeLog> {
         self.log.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Purges the log holds now.
+    pub fn purge_log_len(&self) -> usize {
+        self.log().entries.len()
     }
 
     /// Sequence number of the newest purge in the log (0: none yet).
@@ -164,20 +213,48 @@ impl Cluster {
     /// not included; the caller purges it and adds its own entry.
     pub async fn purge_all_nodes(&self, body: Value) -> Vec<NodeAck> {
         let body = Arc::new(node_scoped(body));
-        let entry = self.log().append(body.clone());
+        let entry = {
+            // Appended to the journal under the log's lock, so that the file's lines
+            // are in sequence order whatever the concurrency of purges.
+            let mut log = self.log();
+            let entry = log.append(body.clone());
+            if let Some(journal) = &self.journal {
+                journal.append(entry.seq, &body, || log.entries());
+            }
+            entry
+        };
         let seq = entry.seq;
         let bytes = Bytes::from(serde_json::to_vec(&*body).unwrap_or_default());
+        let deadline = self.cfg.purge_deadline;
         let calls = self.remote_peers().map(|peer| {
             let bytes = bytes.clone();
             async move {
                 if !peer.is_up() {
-                    return NodeAck::failed(
+                    return NodeAck::pending(
                         &peer.name,
                         0,
                         "peer is down: the purge will be replayed when it is back".into(),
                     );
                 }
-                let mut ack = self.deliver(peer, purge_call(bytes)).await;
+                let started = Instant::now();
+                // A hung peer (not yet marked down) must not hold the caller for
+                // fanout_timeout x retries: past the deadline it is pending, and the
+                // log delivers it when the peer's health check passes.
+                let Ok(mut ack) =
+                    tokio::time::timeout(deadline, self.deliver(peer, purge_call(bytes))).await
+                else {
+                    tracing::warn!(peer = %peer.name, ?deadline, "cluster purge: no answer within the deadline; left pending for replay");
+                    return NodeAck::pending(
+                        &peer.name,
+                        millis(started),
+                        format!(
+                            "no answer within {deadline:?}: the purge will be replayed when the peer passes a health check"
+                        ),
+                    );
+                };
+                if !ack.ok {
+                    ack.pending = true;
+                }
                 if ack.ok {
                     // Advance only over a gap-free prefix; a later catch-up resends the rest.
                     let _ = peer.acked.compare_exchange(
@@ -196,7 +273,19 @@ impl Cluster {
         });
         let acks = join_all(calls).await;
         entry.settled.store(true, Ordering::Release);
+        self.save_acked();
         acks
+    }
+
+    /// Write each peer's acknowledged sequence to the journal, if there is one.
+    pub(crate) fn save_acked(&self) {
+        if let Some(journal) = &self.journal {
+            let acked = self
+                .remote_peers()
+                .map(|p| (p.name.clone(), p.acked.load(Ordering::Acquire)))
+                .collect();
+            journal.save_acked(&acked);
+        }
     }
 
     /// Whether `peer` has purges it has not acknowledged.
@@ -227,6 +316,7 @@ impl Cluster {
                 let ack = self.deliver(peer, purge_call(body)).await;
                 if ack.ok {
                     peer.acked.fetch_max(head, Ordering::AcqRel);
+                    self.save_acked();
                     return 1;
                 }
                 0
@@ -246,6 +336,7 @@ impl Cluster {
                 }
                 if sent > 0 {
                     tracing::info!(peer = %peer.name, purges = sent, "replayed missed purges");
+                    self.save_acked();
                 }
                 sent
             }
@@ -359,6 +450,7 @@ impl Cluster {
                         purged: None,
                         answer: Some(answer),
                         error: None,
+                        pending: false,
                     };
                 }
                 Ok((status, answer)) => {

@@ -6,6 +6,7 @@
 //! - `peers`: peer health (active checks, passive marking, ramp-up after recovery)
 //! - `forward`: the pooled client toward owners, the hop marker, failover
 //! - `fanout`: purge / push / pre-warm to peers, with a purge log for catch-up
+//! - `journal`: the purge log and peers' acknowledgements on disk (`state_dir`)
 //! - `hot`: hot-key detection, so an edge keeps very popular keys itself
 //! - `status`: the `GET /cluster` answer
 //!
@@ -16,6 +17,7 @@
 pub mod fanout;
 pub mod forward;
 pub mod hot;
+pub mod journal;
 pub mod peers;
 pub mod ring;
 pub mod status;
@@ -63,6 +65,8 @@ pub struct Cluster {
     /// The addresses peers connect from: a hop marker is believed only from them.
     peer_ips: Vec<IpAddr>,
     log: Mutex<fanout::PurgeLog>,
+    /// The purge log on disk, when `cluster.state_dir` is set.
+    journal: Option<Arc<journal::Journal>>,
     pub hot: HotKeys,
     metrics: Arc<Metrics>,
 }
@@ -74,6 +78,18 @@ impl Cluster {
         cfg: &Config,
         metrics: Arc<Metrics>,
     ) -> Result<Option<Arc<Cluster>>, String> {
+        Cluster::succeeding(cfg, metrics, None)
+    }
+
+    /// The cluster of a new configuration that replaces `previous` (a reload): the
+    /// purge log, and the health and acknowledged purges of every peer that is still
+    /// the same peer, carry over; a peer the reload added starts down and unknown, is
+    /// probed at once, and ramps up after its first passing probe.
+    pub fn succeeding(
+        cfg: &Config,
+        metrics: Arc<Metrics>,
+        previous: Option<&Cluster>,
+    ) -> Result<Option<Arc<Cluster>>, String> {
         if !cfg.cluster.enabled {
             return Ok(None);
         }
@@ -81,7 +97,7 @@ impl Cluster {
             .cluster
             .read_token(&cfg.admin)
             .map_err(|e| format!("cluster token: {e}"))?;
-        Cluster::new(cfg, token, metrics).map(Some)
+        Cluster::build(cfg, token, metrics, previous).map(Some)
     }
 
     /// A cluster from `cfg.cluster` whatever its `enabled` says (tests, tools).
@@ -90,12 +106,46 @@ impl Cluster {
         token: Option<String>,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Cluster>, String> {
+        Cluster::build(cfg, token, metrics, None)
+    }
+
+    fn build(
+        cfg: &Config,
+        token: Option<String>,
+        metrics: Arc<Metrics>,
+        previous: Option<&Cluster>,
+    ) -> Result<Arc<Cluster>, String> {
         let c = &cfg.cluster;
         let peers = c
             .peers
             .iter()
             .map(|p| Peer::from_config(p, p.name == cfg.node.name).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
+        let (journal, log, restored_acks) = purge_state(c, previous)?;
+        let head = log.head();
+        for peer in peers.iter().filter(|p| !p.is_self) {
+            let same = previous.and_then(|prev| {
+                prev.peers.iter().find(|old| {
+                    old.name == peer.name
+                        && old.address == peer.address
+                        && old.admin == peer.admin
+                        && old.role == peer.role
+                })
+            });
+            match (same, previous) {
+                (Some(old), _) => peer.carry_from(old),
+                (None, Some(_)) => {
+                    // New to this node: nothing sent before it joined is owed to it.
+                    peer.acked.store(head, std::sync::atomic::Ordering::Release);
+                    peer.start_unknown();
+                }
+                (None, None) => {
+                    let acked = restored_acks.get(&peer.name).copied().unwrap_or(head);
+                    peer.acked
+                        .store(acked.min(head), std::sync::atomic::Ordering::Release);
+                }
+            }
+        }
         let ring = Ring::new(
             peers
                 .iter()
@@ -137,7 +187,8 @@ impl Cluster {
             token,
             hop_value,
             peer_ips,
-            log: Mutex::new(fanout::PurgeLog::new(c.purge_log_size)),
+            log: Mutex::new(log),
+            journal,
             hot: HotKeys::new(c.hot_key_threshold),
             cfg: c.clone(),
             metrics,
@@ -190,6 +241,43 @@ impl Cluster {
     pub fn forwards(&self, headers: &http::HeaderMap) -> bool {
         self.role == Role::Edge && !is_forwarded(headers)
     }
+}
+
+type PurgeState = (
+    Option<Arc<journal::Journal>>,
+    fanout::PurgeLog,
+    std::collections::HashMap<String, u64>,
+);
+
+/// The purge log a new view starts with: the previous view's (a reload), else what
+/// the journal in `state_dir` kept (a restart), else empty; and the journal, reused
+/// from the previous view when its directory is unchanged.
+fn purge_state(c: &ClusterConfig, previous: Option<&Cluster>) -> Result<PurgeState, String> {
+    let kept = previous.map(|p| {
+        let log = p.log();
+        (log.head(), log.entries())
+    });
+    let reused = previous
+        .and_then(|p| p.journal.clone())
+        .filter(|j| Some(j.dir()) == c.state_dir.as_deref());
+    let (journal, restored) = match (&c.state_dir, reused) {
+        (Some(_), Some(j)) => (Some(j), journal::Restored::default()),
+        (Some(dir), None) => {
+            let (j, restored) = journal::Journal::open(dir, c.purge_log_size)?;
+            let j = Arc::new(j);
+            if let Some((_, entries)) = &kept {
+                // A new directory on reload: it must hold what this node still owes.
+                j.replace_all(entries);
+            }
+            (Some(j), restored)
+        }
+        (None, _) => (None, journal::Restored::default()),
+    };
+    let log = match kept {
+        Some((head, entries)) => fanout::PurgeLog::restored(c.purge_log_size, head, entries),
+        None => fanout::PurgeLog::restored(c.purge_log_size, restored.head, restored.entries),
+    };
+    Ok((journal, log, restored.acked))
 }
 
 /// The IP of a peer's `ip:port` address (hostnames are not resolved: a peer that is to

@@ -48,6 +48,9 @@ pub struct Peer {
     pub(crate) acked: AtomicU64,
     /// A purge catch-up is running: one at a time per peer.
     pub(crate) replaying: AtomicBool,
+    /// Added by a reload and not probed yet: down until its first passing probe,
+    /// which brings it up at once (and into its ramp-up).
+    unknown: AtomicBool,
 }
 
 impl Peer {
@@ -69,7 +72,37 @@ impl Peer {
             counts: Mutex::new(Counts::default()),
             acked: AtomicU64::new(0),
             replaying: AtomicBool::new(false),
+            unknown: AtomicBool::new(false),
         })
+    }
+
+    /// Take over what an earlier view of the cluster knew of the same peer: its
+    /// health, its ramp-up, and the purges it acknowledged.
+    pub(crate) fn carry_from(&self, old: &Peer) {
+        self.up
+            .store(old.up.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.unknown
+            .store(old.unknown.load(Ordering::Relaxed), Ordering::Relaxed);
+        let counts = old.counts();
+        let mut mine = self.counts();
+        mine.fails = counts.fails;
+        mine.passes = counts.passes;
+        mine.recovered_at = counts.recovered_at;
+        drop(mine);
+        self.acked
+            .store(old.acked.load(Ordering::Acquire), Ordering::Release);
+    }
+
+    /// Whether a probe has been made since a reload added this peer (its `up` is then
+    /// an observation, not an assumption).
+    pub fn probed(&self) -> bool {
+        !self.unknown.load(Ordering::Relaxed)
+    }
+
+    /// A peer a reload added: not used until a probe has shown it alive.
+    pub(crate) fn start_unknown(&self) {
+        self.unknown.store(true, Ordering::Relaxed);
+        self.up.store(false, Ordering::Relaxed);
     }
 
     pub fn is_up(&self) -> bool {
@@ -85,10 +118,11 @@ impl Peer {
     /// `rise` successes in a row, so one lost probe does not move keys.
     pub fn record_check(&self, ok: bool, fall: u32, rise: u32) -> Transition {
         let mut c = self.counts();
+        let first = self.unknown.swap(false, Ordering::Relaxed);
         if ok {
             c.fails = 0;
             c.passes = c.passes.saturating_add(1);
-            if !self.up.load(Ordering::Relaxed) && c.passes >= rise.max(1) {
+            if !self.up.load(Ordering::Relaxed) && (first || c.passes >= rise.max(1)) {
                 c.recovered_at = Some(Instant::now());
                 self.up.store(true, Ordering::Relaxed);
                 return Transition::Up;

@@ -41,6 +41,7 @@ impl Cluster {
                     "weight": p.weight,
                     "self": p.is_self,
                     "up": p.is_up(),
+                    "probed": p.probed(),
                     "ramp": round(p.ramp(window)),
                     "ring_share": round(share(&configured)),
                     "live_share": round(share(&live)),
@@ -56,7 +57,11 @@ impl Cluster {
             "shards": self.ring.members().len(),
             "share_samples": SHARE_SAMPLES,
             "members": members,
-            "purge_log": { "head": head },
+            "purge_log": {
+                "head": head,
+                "entries": self.purge_log_len(),
+                "durable": self.cfg.state_dir.is_some(),
+            },
             "hot_key_threshold": self.cfg.hot_key_threshold,
         })
     }

@@ -99,6 +99,14 @@ pub struct ClusterConfig {
     pub fanout_retries: u32,
     /// Purges remembered for peers that were unreachable when they were sent.
     pub purge_log_size: usize,
+    /// Longest a cluster purge waits for one peer before answering that it is
+    /// pending; the peer then gets it from the purge log when its health check passes.
+    #[serde(deserialize_with = "units::de_duration")]
+    pub purge_deadline: Duration,
+    /// Where the purge log and each peer's acknowledgements are kept, so that a purge
+    /// a peer has not received outlives a restart; unset: in memory only (a reload
+    /// keeps them either way).
+    pub state_dir: Option<PathBuf>,
     /// Requests per second above which an edge keeps a key in its own cache;
     /// below it, the shard alone holds it. 0: an edge keeps everything it may store.
     pub hot_key_threshold: u32,
@@ -122,6 +130,8 @@ impl Default for ClusterConfig {
             fanout_timeout: Duration::from_secs(5),
             fanout_retries: 2,
             purge_log_size: 1024,
+            purge_deadline: Duration::from_secs(1),
+            state_dir: None,
             hot_key_threshold: 100,
             token_file: None,
         }

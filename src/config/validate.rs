@@ -522,6 +522,7 @@ fn check_cluster(c: &mut Checker<'_, '_>, config: &Config) {
     c.nonzero_duration("cluster.health_timeout", k.health_timeout);
     c.nonzero_duration("cluster.connect_timeout", k.connect_timeout);
     c.nonzero_duration("cluster.fanout_timeout", k.fanout_timeout);
+    c.nonzero_duration("cluster.purge_deadline", k.purge_deadline);
     c.nonzero("cluster.fall", u64::from(k.fall));
     c.nonzero("cluster.rise", u64::from(k.rise));
     if k.fanout_retries > MAX_FANOUT_RETRIES {
@@ -539,6 +540,14 @@ fn check_cluster(c: &mut Checker<'_, '_>, config: &Config) {
     if let Some(path) = &k.token_file {
         if let Err(e) = read_token_file(path) {
             c.fail("cluster.token_file", format!("cluster.token_file: {e}"));
+        }
+    }
+    if let Some(dir) = &k.state_dir {
+        if dir.exists() && !dir.is_dir() {
+            c.fail(
+                "cluster.state_dir",
+                format!("cluster.state_dir {}: not a directory", dir.display()),
+            );
         }
     }
     if !k.enabled {
