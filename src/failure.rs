@@ -29,6 +29,9 @@ pub enum Kind {
     Timeout,
     /// Could not connect or send, or the connection failed before a response head.
     Connect,
+    /// No response head within a peer's first-byte timeout, and no answer to a
+    /// liveness probe either: the peer is hung (stopped, wedged), not busy.
+    Unresponsive,
     /// Nothing to send the request to.
     NoUpstream,
     /// The exchange ended without an answer, and without an upstream to blame.
@@ -51,19 +54,22 @@ impl FetchFailure {
     pub const ABANDONED: FetchFailure = FetchFailure::new(Source::Local, Kind::Abandoned);
 
     /// Another upstream of the same kind may answer where this one did not: a connect
-    /// failure, or an origin's timeout. Not a shard's timeout: the shard may be fetching
-    /// from a slow origin, and the next shard would fetch again.
+    /// failure, an origin's timeout, or a shard that is hung. Not a shard's timeout when
+    /// the shard is alive: it may be fetching from a slow origin, and the next shard
+    /// would fetch again.
     pub fn retryable(&self) -> bool {
         matches!(
             (self.source, self.kind),
-            (Source::Origin | Source::Shard, Kind::Connect) | (Source::Origin, Kind::Timeout)
+            (Source::Origin | Source::Shard, Kind::Connect)
+                | (Source::Origin, Kind::Timeout)
+                | (Source::Shard, Kind::Unresponsive)
         )
     }
 
     /// The status a client gets when no stale copy stands in.
     pub fn status(&self) -> StatusCode {
         match self.kind {
-            Kind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Kind::Timeout | Kind::Unresponsive => StatusCode::GATEWAY_TIMEOUT,
             Kind::NoUpstream => StatusCode::SERVICE_UNAVAILABLE,
             Kind::Connect | Kind::Abandoned => StatusCode::BAD_GATEWAY,
         }
@@ -72,7 +78,7 @@ impl FetchFailure {
     /// The error page's text (the client does not care which tier failed).
     pub fn message(&self) -> &'static str {
         match self.kind {
-            Kind::Timeout => "origin timed out",
+            Kind::Timeout | Kind::Unresponsive => "origin timed out",
             Kind::NoUpstream => "no origin available",
             Kind::Connect | Kind::Abandoned => "origin unreachable",
         }
@@ -81,7 +87,7 @@ impl FetchFailure {
     /// The `reason` of `lacquer_stale_served_total` when a stale copy stands in.
     pub fn stale_reason(&self) -> &'static str {
         match (self.source, self.kind) {
-            (Source::Shard, Kind::Timeout) => "shard-timeout",
+            (Source::Shard, Kind::Timeout | Kind::Unresponsive) => "shard-timeout",
             (Source::Shard, _) => "shard-unreachable",
             (_, Kind::Timeout) => "origin-timeout",
             _ => "origin-unreachable",
@@ -91,7 +97,7 @@ impl FetchFailure {
     /// Cache-Status `detail` when a stale copy stands in.
     pub fn stale_detail(&self) -> &'static str {
         match (self.source, self.kind) {
-            (Source::Shard, Kind::Timeout) => "stale-if-error; shard timeout",
+            (Source::Shard, Kind::Timeout | Kind::Unresponsive) => "stale-if-error; shard timeout",
             (_, Kind::Timeout) => "stale-if-error; origin timeout",
             _ => "stale-if-error",
         }

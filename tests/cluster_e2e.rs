@@ -601,3 +601,123 @@ async fn site_rules_apply_once_through_an_edge() {
     })
     .await;
 }
+
+/// A shard that hangs (stopped, wedged: connections are accepted, nothing is answered)
+/// used to hold every request sent to it until the origin's first-byte timeout (30 s),
+/// then answer 504, with nothing retried on the next owner. Now the edge probes a shard
+/// that is slow past `cluster.first_byte_timeout`, finds it silent, marks it down and
+/// sends the request to the next owner: every client gets its answer, none a 504, and
+/// within a few seconds instead of 30.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_shard_costs_a_second_not_a_504() {
+    within(60, async {
+        let origin = Origin::start(|_, _| Reply::ok("fresh").cc("max-age=300")).await;
+        let members = members(&[("h-e1", "edge", 81), ("h-s1", "shard", 82), ("h-s2", "shard", 83)]);
+        let all: Vec<&Member> = members.iter().collect();
+        // h-s1 is hung: its ports accept connections and never answer. The listeners'
+        // backlogs hold the connections as a stopped process's would.
+        let hung_public = std::net::TcpListener::bind(members[1].public).unwrap();
+        let hung_admin = std::net::TcpListener::bind(members[1].admin).unwrap();
+        let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        for l in [hung_public, hung_admin] {
+            let held = held.clone();
+            std::thread::spawn(move || {
+                for s in l.incoming().flatten() {
+                    held.lock().unwrap().push(s);
+                }
+            });
+        }
+        let mut nodes = Vec::new();
+        for m in [&members[0], &members[2]] {
+            // Health checks that would take 20 s to notice: the edge must find out from
+            // the requests themselves, as in the seconds before a real mark-down.
+            let mut cfg = node_config(
+                m,
+                &all,
+                origin.addr,
+                "health_timeout = \"20s\"\nfirst_byte_timeout = \"1s\"\nconnect_timeout = \"300ms\"\n",
+            );
+            cfg.upstream.first_byte_timeout = std::time::Duration::from_secs(30);
+            nodes.push(start(cfg).await);
+        }
+        let edge = std::sync::Arc::new(nodes.remove(0));
+        let host = [("host", "example.com")];
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let edge = edge.clone();
+            tasks.push(tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let got = edge.get_with(&format!("/k{i}"), &host).await;
+                (got.status, got.text(), started.elapsed())
+            }));
+        }
+        let mut slowest = std::time::Duration::ZERO;
+        for t in tasks {
+            let (status, text, took) = t.await.unwrap();
+            assert_eq!((status, text.as_str()), (200, "fresh"));
+            slowest = slowest.max(took);
+        }
+        assert!(
+            slowest < std::time::Duration::from_secs(10),
+            "a client waited {slowest:?}, as for the origin's first-byte timeout"
+        );
+        let status = admin_call(members[0].admin, http::Method::GET, "/cluster", "").await;
+        let s1 = status["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "h-s1")
+            .unwrap();
+        assert_eq!(s1["up"], false, "{status}");
+        // Marked down: later requests do not wait at all for it.
+        let got = edge.get_with("/after", &host).await;
+        assert_eq!(got.status, 200);
+        let metrics = edge.running.as_ref().unwrap().proxy().metrics_text();
+        assert!(!metrics.contains(r#"status="504""#), "no 504");
+        match std::sync::Arc::try_unwrap(edge) {
+            Ok(e) => e.stop().await,
+            Err(_) => panic!("edge still shared"),
+        }
+        for n in nodes {
+            n.stop().await;
+        }
+    })
+    .await;
+}
+
+/// The other side of the hung-shard rule: a shard that is slow because its origin is
+/// slow answers the edge's probe, and is waited for; the request is not sent to a
+/// second shard (which would fetch from the origin again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_waiting_on_a_slow_origin_is_waited_for() {
+    within(30, async {
+        let origin =
+            Origin::start(|_, _| Reply::ok("slow").cc("max-age=300").delay_ms(2_500)).await;
+        let (members, nodes) = pop_with(
+            origin.addr,
+            &[
+                ("w-e1", "edge", 84),
+                ("w-s1", "shard", 85),
+                ("w-s2", "shard", 86),
+            ],
+            "first_byte_timeout = \"500ms\"\n",
+        )
+        .await;
+        let got = nodes[0].get_with("/slow", &[("host", "example.com")]).await;
+        assert_eq!((got.status, got.text().as_str()), (200, "slow"));
+        assert_eq!(origin.count("/slow"), 1, "fetched once, by the owner");
+        let status = admin_call(members[0].admin, http::Method::GET, "/cluster", "").await;
+        assert!(
+            status["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|m| m["up"] == true),
+            "{status}"
+        );
+        for n in nodes {
+            n.stop().await;
+        }
+    })
+    .await;
+}

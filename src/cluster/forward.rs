@@ -1,6 +1,7 @@
 //! Forwarding a request to the shard that owns its key: first live owner in ring
 //! order, hop marker added, the next owner tried when a connect fails before any
-//! byte, and the request handed back when no shard can take it so the caller can
+//! byte or when it is found hung (silent past `cluster.first_byte_timeout`, and to a
+//! probe), and the request handed back when no shard can take it so the caller can
 //! go to the origins instead.
 
 use std::sync::Arc;
@@ -54,6 +55,10 @@ pub enum ForwardError {
     /// shard may be fetching from a slow origin, and a second shard would fetch again.
     #[error("shard {peer}: no response within {after:?}")]
     Timeout { peer: String, after: Duration },
+    /// The shard sent no head within `cluster.first_byte_timeout` and did not answer a
+    /// liveness probe: it is hung, so the request may go to the next owner.
+    #[error("shard {peer}: no response within {after:?} and no answer to a probe")]
+    Unresponsive { peer: String, after: Duration },
     #[error("invalid request to shard: {0}")]
     BadRequest(String),
 }
@@ -82,6 +87,9 @@ impl ForwardError {
         match self {
             ForwardError::NoLiveShard { .. } => FetchFailure::new(Source::Shard, Kind::NoUpstream),
             ForwardError::Timeout { .. } => FetchFailure::new(Source::Shard, Kind::Timeout),
+            ForwardError::Unresponsive { .. } => {
+                FetchFailure::new(Source::Shard, Kind::Unresponsive)
+            }
             ForwardError::Connect { .. } => FetchFailure::new(Source::Shard, Kind::Connect),
             ForwardError::BadRequest(_) => FetchFailure::new(Source::Local, Kind::Connect),
         }
@@ -167,18 +175,38 @@ impl Cluster {
         *out.version_mut() = Version::HTTP_11;
         *out.headers_mut() = headers;
         let timeout = self.first_byte_timeout;
+        let check_after = self.cfg.first_byte_timeout.min(timeout);
         let started = Instant::now();
-        let deadline = async move {
+        let request = self.client.request(out);
+        tokio::pin!(request);
+        let sent_in_full = async move {
             if let Some(sent) = sent {
                 // An error means the body failed; hyper reports that on its own.
                 let _ = sent.await;
             }
-            tokio::time::sleep(timeout).await;
         };
-        let answer = tokio::select! {
+        let first = tokio::select! {
             biased;
-            r = self.client.request(out) => Ok(r),
-            () = deadline => Err(()),
+            r = &mut request => Some(r),
+            () = async { sent_in_full.await; tokio::time::sleep(check_after).await } => None,
+        };
+        let answer = match first {
+            Some(r) => Ok(r),
+            // Slow: a shard waiting on a slow origin answers a probe at once; a hung one
+            // (stopped, wedged) does not, and holding the client for the origin's whole
+            // first-byte timeout would be for nothing.
+            None if !self.alive(peer).await => {
+                if peer.mark_failed() == Transition::Down {
+                    tracing::warn!(peer = %peer.name, after = ?check_after, "cluster peer is down (no response, no answer to a probe)");
+                    self.metrics.peer_health(&peer.name, false);
+                }
+                Err(true)
+            }
+            None => tokio::select! {
+                biased;
+                r = &mut request => Ok(r),
+                () = tokio::time::sleep(timeout.saturating_sub(check_after)) => Err(false),
+            },
         };
         let result = match answer {
             Ok(Ok(resp)) => Ok(resp),
@@ -192,7 +220,11 @@ impl Cluster {
                     source,
                 })
             }
-            Err(_) => Err(ForwardError::Timeout {
+            Err(true) => Err(ForwardError::Unresponsive {
+                peer: peer.name.clone(),
+                after: check_after,
+            }),
+            Err(false) => Err(ForwardError::Timeout {
                 peer: peer.name.clone(),
                 after: timeout,
             }),
@@ -200,7 +232,7 @@ impl Cluster {
         let outcome = match &result {
             Ok(r) if r.status().is_server_error() => "5xx",
             Ok(_) => "ok",
-            Err(ForwardError::Timeout { .. }) => "timeout",
+            Err(ForwardError::Timeout { .. } | ForwardError::Unresponsive { .. }) => "timeout",
             Err(_) => "error",
         };
         self.metrics.peer_request(&peer.name, outcome);

@@ -232,7 +232,18 @@ impl Cluster {
         }
     }
 
+    /// Whether a peer that is slow to answer a request is alive: one probe, bounded by
+    /// the connect timeout (a live process answers its health check at once, whatever
+    /// its origins are doing).
+    pub(crate) async fn alive(&self, peer: &Peer) -> bool {
+        self.probe_within(peer, self.cfg.connect_timeout).await
+    }
+
     async fn probe(&self, peer: &Peer) -> bool {
+        self.probe_within(peer, self.cfg.health_timeout).await
+    }
+
+    async fn probe_within(&self, peer: &Peer, timeout: Duration) -> bool {
         let authority = match self.cfg.health_port {
             HealthPort::Admin => peer.admin_authority.clone(),
             HealthPort::Public => peer.authority.clone(),
@@ -248,7 +259,6 @@ impl Cluster {
         // The marker keeps a public-port probe from being forwarded anywhere.
         req.headers_mut()
             .insert(super::HOP_HEADER, self.hop_value.clone());
-        let timeout = self.cfg.health_timeout;
         match tokio::time::timeout(timeout, self.client.request(req)).await {
             Ok(Ok(resp)) => {
                 let ok = resp.status().is_success();

@@ -92,6 +92,12 @@ pub struct ClusterConfig {
     /// the next owner is tried.
     #[serde(deserialize_with = "units::de_duration")]
     pub connect_timeout: Duration,
+    /// A shard that sends no response head to a forwarded request within this time is
+    /// probed (its health check, bounded by `connect_timeout`): alive, it is waited for
+    /// up to `upstream.first_byte_timeout` (it may be fetching from a slow origin);
+    /// silent, it is marked down and the request goes to the next owner or the origins.
+    #[serde(deserialize_with = "units::de_duration")]
+    pub first_byte_timeout: Duration,
     /// Longest wait for one peer's answer to a purge, push or pre-warm.
     #[serde(deserialize_with = "units::de_duration")]
     pub fanout_timeout: Duration,
@@ -127,6 +133,7 @@ impl Default for ClusterConfig {
             rise: 2,
             ramp_up: Duration::from_secs(30),
             connect_timeout: Duration::from_millis(500),
+            first_byte_timeout: Duration::from_secs(1),
             fanout_timeout: Duration::from_secs(5),
             fanout_retries: 2,
             purge_log_size: 1024,

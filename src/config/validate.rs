@@ -523,6 +523,7 @@ fn check_cluster(c: &mut Checker<'_, '_>, config: &Config) {
     c.nonzero_duration("cluster.connect_timeout", k.connect_timeout);
     c.nonzero_duration("cluster.fanout_timeout", k.fanout_timeout);
     c.nonzero_duration("cluster.purge_deadline", k.purge_deadline);
+    c.nonzero_duration("cluster.first_byte_timeout", k.first_byte_timeout);
     c.nonzero("cluster.fall", u64::from(k.fall));
     c.nonzero("cluster.rise", u64::from(k.rise));
     if k.fanout_retries > MAX_FANOUT_RETRIES {
