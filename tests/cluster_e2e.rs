@@ -721,3 +721,77 @@ async fn a_shard_waiting_on_a_slow_origin_is_waited_for() {
     })
     .await;
 }
+
+/// The hop marker is believed only when it is signed with the cluster token for the
+/// request: a client that knows the header's name, even from a peer's own address,
+/// cannot make an edge skip its shards; and no origin ever sees the marker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hop_marker_must_be_signed_by_a_peer() {
+    within(30, async {
+        let origin = Origin::start(|_, _| Reply::ok("v").cc("max-age=300")).await;
+        let token = temp_path("hop-token");
+        std::fs::write(&token, "a-cluster-token-of-some-length\n").unwrap();
+        let extra = format!("token_file = \"{}\"\n", token.display());
+        let (members, nodes) =
+            pop_with(origin.addr, &[("g-e1", "edge", 87), ("g-s1", "shard", 88)], &extra).await;
+        // The edge started first and found the shard down: wait for it to be back.
+        for _ in 0..100 {
+            let status = admin_call(members[0].admin, http::Method::GET, "/cluster", "").await;
+            if status["members"].as_array().unwrap().iter().all(|m| m["up"] == true) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        // Through the edge, signed: the shard believes it and fetches once.
+        let got = nodes[0].get_with("/signed", &[("host", "example.com")]).await;
+        assert!(got.header("via").unwrap_or("").contains("g-s1"), "{:?}", got.headers);
+        assert_eq!(origin.count("/signed"), 1);
+        let seen = origin.requests();
+        assert!(
+            seen.iter().all(|s| !s.headers.contains_key("x-lacquer-hop")),
+            "the marker reached the origin"
+        );
+        // A forged marker from the shard's own address (a client on the peer's host).
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(members[1].public.ip(), 0)).unwrap();
+        let mut s = socket.connect(members[0].public).await.unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        s.write_all(b"GET /forged HTTP/1.1\r\nhost: example.com\r\nx-lacquer-hop: g-s1\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+        assert!(answer.starts_with("http/1.1 200"), "{answer}");
+        let via = answer.lines().find(|l| l.starts_with("via:")).unwrap_or("");
+        assert!(via.contains("g-s1"), "the edge skipped its shard for a forged marker: {answer}");
+        // A forged marker sent to the shard from the edge's own address, claiming
+        // https: believed, it would set the scheme of the cache key and of
+        // X-Forwarded-Proto toward the origin.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(members[0].public.ip(), 0)).unwrap();
+        let mut s = socket.connect(members[1].public).await.unwrap();
+        s.write_all(b"GET /claimed HTTP/1.1\r\nhost: example.com\r\nx-lacquer-hop: g-e1\r\nx-forwarded-proto: https\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).await.unwrap();
+        assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+        let seen = origin.last().unwrap();
+        assert_eq!(seen.path, "/claimed");
+        assert_eq!(
+            seen.headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()),
+            Some("http"),
+            "the shard believed a forged marker"
+        );
+        assert!(
+            origin.requests().iter().all(|s| !s.headers.contains_key("x-lacquer-hop")),
+            "the marker reached the origin"
+        );
+        for n in nodes {
+            n.stop().await;
+        }
+        let _ = std::fs::remove_file(&token);
+    })
+    .await;
+}

@@ -488,8 +488,10 @@ impl Cluster {
         *req.method_mut() = call.method.clone();
         *req.uri_mut() = uri;
         *req.headers_mut() = call.headers.clone();
-        req.headers_mut()
-            .insert(super::HOP_HEADER, self.hop_value.clone());
+        req.headers_mut().insert(
+            super::HOP_HEADER,
+            self.hop.marker(&call.method, call.path_and_query.as_str()),
+        );
         if let Some(token) = &self.token {
             if let Ok(v) = HeaderValue::from_str(&format!("Bearer {token}")) {
                 req.headers_mut().insert(header::AUTHORIZATION, v);

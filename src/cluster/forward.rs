@@ -159,13 +159,16 @@ impl Cluster {
             mut body,
             ..
         } = req;
+        headers.insert(
+            HOP_HEADER,
+            self.hop.marker(&method, path_and_query.as_str()),
+        );
         let uri = Uri::builder()
             .scheme(Scheme::HTTP)
             .authority(peer.authority.clone())
             .path_and_query(path_and_query)
             .build()
             .map_err(|e| ForwardError::BadRequest(e.to_string()))?;
-        headers.insert(HOP_HEADER, self.hop_value.clone());
         // As toward an origin: the first-byte timer starts once the request body is sent
         // in full, so a slow upload is bounded by its own idle timer, not cut at 504.
         let sent = body.on_sent();

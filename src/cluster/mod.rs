@@ -7,6 +7,7 @@
 //! - `forward`: the pooled client toward owners, the hop marker, failover
 //! - `fanout`: purge / push / pre-warm to peers, with a purge log for catch-up
 //! - `journal`: the purge log and peers' acknowledgements on disk (`state_dir`)
+//! - `hop`: the hop marker's HMAC, so that only peers can send one
 //! - `hot`: hot-key detection, so an edge keeps very popular keys itself
 //! - `status`: the `GET /cluster` answer
 //!
@@ -16,6 +17,7 @@
 
 pub mod fanout;
 pub mod forward;
+pub mod hop;
 pub mod hot;
 pub mod journal;
 pub mod peers;
@@ -60,8 +62,8 @@ pub struct Cluster {
     first_byte_timeout: Duration,
     /// Bearer token for peers' admin APIs.
     token: Option<String>,
-    /// `X-Lacquer-Hop: <node name>`.
-    hop_value: HeaderValue,
+    /// Makes and checks `X-Lacquer-Hop` markers.
+    hop: hop::HopSigner,
     /// The addresses peers connect from: a hop marker is believed only from them.
     peer_ips: Vec<IpAddr>,
     log: Mutex<fanout::PurgeLog>,
@@ -153,8 +155,12 @@ impl Cluster {
                 .cloned()
                 .collect(),
         );
-        let hop_value = HeaderValue::from_str(&cfg.node.name)
+        HeaderValue::from_str(&cfg.node.name)
             .map_err(|_| format!("node.name {:?} is not a header value", cfg.node.name))?;
+        let hop = hop::HopSigner::new(&cfg.node.name, token.as_deref());
+        if !hop.authenticated() {
+            tracing::warn!("no cluster token (cluster.token_file or admin.token_file): hop markers are believed from peer addresses alone");
+        }
         let peer_ips: Vec<IpAddr> = peers.iter().filter_map(|p| peer_ip(&p.address)).collect();
         let mut connector = HttpConnector::new();
         // Forward from this node's own PoP address, so that the peer can tell it from
@@ -185,7 +191,7 @@ impl Cluster {
             client,
             first_byte_timeout: cfg.upstream.first_byte_timeout,
             token,
-            hop_value,
+            hop,
             peer_ips,
             log: Mutex::new(log),
             journal,
@@ -235,11 +241,22 @@ impl Cluster {
         self.peer_ips.contains(&crate::geo::client::canonical(ip))
     }
 
-    /// Whether a request with these headers goes to the tier rather than the origins:
-    /// only an edge forwards, and never a request that another node already forwarded
+    /// Whether a request's hop marker is believed: it came from a peer's address and
+    /// carries a proof made with the cluster token for this very request.
+    pub fn believes(&self, req: &http::request::Parts, ip: IpAddr) -> bool {
+        let Some(marker) = req.headers.get(HOP_HEADER) else {
+            return false;
+        };
+        let target = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        self.is_peer(ip) && self.hop.verify(marker, &req.method, target)
+    }
+
+    /// Whether a request goes to the tier rather than the origins: only an edge
+    /// forwards, and never a request that another node already `forwarded` (a believed
+    /// hop marker, `Ctx::forwarded`)
     /// (loops are impossible whatever the nodes believe about each other's health).
-    pub fn forwards(&self, headers: &http::HeaderMap) -> bool {
-        self.role == Role::Edge && !is_forwarded(headers)
+    pub fn forwards(&self, forwarded: bool) -> bool {
+        self.role == Role::Edge && !forwarded
     }
 }
 

@@ -257,8 +257,10 @@ impl Cluster {
             return false;
         };
         // The marker keeps a public-port probe from being forwarded anywhere.
-        req.headers_mut()
-            .insert(super::HOP_HEADER, self.hop_value.clone());
+        req.headers_mut().insert(
+            super::HOP_HEADER,
+            self.hop.marker(&http::Method::GET, &self.cfg.health_path),
+        );
         match tokio::time::timeout(timeout, self.client.request(req)).await {
             Ok(Ok(resp)) => {
                 let ok = resp.status().is_success();

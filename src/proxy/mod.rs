@@ -233,12 +233,16 @@ impl Proxy {
     ) -> Response<ProxyBody> {
         let started = Instant::now();
         let (mut parts, body) = req.into_parts();
-        // The PoP's hop marker is believed only from a peer's address: from anyone
-        // else it would skip the site's access rules, limits and the shard tier.
-        if let Some(cluster) = &self.cluster {
-            if crate::cluster::is_forwarded(&parts.headers) && !cluster.is_peer(client.addr.ip()) {
-                parts.headers.remove(crate::cluster::HOP_HEADER);
-            }
+        // The PoP's hop marker is believed only from a peer, signed for this request:
+        // from anyone else it would skip the site's access rules, limits and the shard
+        // tier.
+        if crate::cluster::is_forwarded(&parts.headers)
+            && !self
+                .cluster
+                .as_ref()
+                .is_some_and(|c| c.believes(&parts, client.addr.ip()))
+        {
+            parts.headers.remove(crate::cluster::HOP_HEADER);
         }
         let logged = self
             .settings
@@ -987,21 +991,23 @@ impl Proxy {
     ) -> Result<(Response<Incoming>, Upstream), FetchFailure> {
         let key = &ctx.key;
         let req = match &self.cluster {
-            Some(cluster) if cluster.forwards(&req.headers) => match cluster.send(key, req).await {
-                Ok(resp) => return Ok((resp, Upstream::Shard)),
-                Err(e) if e.is_no_live_shard() => {
-                    tracing::debug!(url = %key.url, error = %e, "no live shard: asking the origins");
-                    let failure = e.failure();
-                    match e.into_request() {
-                        Some(req) => req,
-                        None => return Err(failure),
+            Some(cluster) if cluster.forwards(ctx.forwarded) => {
+                match cluster.send(key, req).await {
+                    Ok(resp) => return Ok((resp, Upstream::Shard)),
+                    Err(e) if e.is_no_live_shard() => {
+                        tracing::debug!(url = %key.url, error = %e, "no live shard: asking the origins");
+                        let failure = e.failure();
+                        match e.into_request() {
+                            Some(req) => req,
+                            None => return Err(failure),
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(url = %key.url, error = %e, "shard fetch failed");
+                        return Err(e.failure());
                     }
                 }
-                Err(e) => {
-                    tracing::warn!(url = %key.url, error = %e, "shard fetch failed");
-                    return Err(e.failure());
-                }
-            },
+            }
             _ => req,
         };
         // The site's origin group; a `hash` group places the request by its cache key.
@@ -1029,6 +1035,9 @@ impl Proxy {
         let mut h = parts.headers.clone();
         headers::strip_hop_by_hop(&mut h);
         headers::strip_underscored(&mut h);
+        // The PoP's own marker: a shard's origin must not see it (a forward adds a new
+        // one, signed for that hop).
+        h.remove(crate::cluster::HOP_HEADER);
         let peer = canonical_ip(ctx.client.addr.ip());
         if !self
             .settings
