@@ -58,6 +58,9 @@ pub struct Job {
     total: usize,
     concurrency: usize,
     started: Instant,
+    /// Milliseconds from start to the end (done or cancelled); u64::MAX while running.
+    /// A finished job's elapsed time must stop growing.
+    ended_ms: AtomicU64,
     state: AtomicU8,
     done: AtomicUsize,
     failed: AtomicUsize,
@@ -117,10 +120,19 @@ impl Job {
             .compare_exchange(RUNNING, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
+            self.end();
             for w in lock(&self.workers).drain(..) {
                 w.abort();
             }
         }
+    }
+
+    fn end(&self) {
+        self.ended_ms.store(self.millis(), Ordering::Release);
+    }
+
+    fn millis(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
     }
 
     fn view(&self) -> JobView {
@@ -139,7 +151,10 @@ impl Job {
             failed,
             remaining: self.total.saturating_sub(done + failed),
             concurrency: self.concurrency,
-            elapsed_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            elapsed_ms: match self.ended_ms.load(Ordering::Acquire) {
+                u64::MAX => self.millis(),
+                ended => ended,
+            },
             failures_not_listed: failed.saturating_sub(failures.len()),
             failures,
         }
@@ -185,6 +200,7 @@ impl Jobs {
             total: req.urls.len(),
             concurrency: req.concurrency,
             started: Instant::now(),
+            ended_ms: AtomicU64::new(u64::MAX),
             state: AtomicU8::new(RUNNING),
             done: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
@@ -300,9 +316,13 @@ fn spawn_workers(proxy: &Arc<Proxy>, job: &Arc<Job>, urls: Vec<String>) {
                 job2.record(url, result);
             }
             if left.fetch_sub(1, Ordering::AcqRel) == 1 {
-                let _ =
-                    job2.state
-                        .compare_exchange(RUNNING, DONE, Ordering::AcqRel, Ordering::Acquire);
+                if job2
+                    .state
+                    .compare_exchange(RUNNING, DONE, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    job2.end();
+                }
                 lock(&job2.workers).clear();
             }
         });
@@ -342,12 +362,24 @@ mod tests {
             total: 3,
             concurrency: 1,
             started: Instant::now(),
+            ended_ms: AtomicU64::new(u64::MAX),
             state: AtomicU8::new(state),
             done: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
             failures: Mutex::new(Vec::new()),
             workers: Mutex::new(Vec::new()),
         })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_finished_jobs_elapsed_time_stops() {
+        let j = job(1, RUNNING);
+        tokio::time::advance(std::time::Duration::from_millis(250)).await;
+        j.cancel();
+        let at_end = j.view().elapsed_ms;
+        assert_eq!(at_end, 250);
+        tokio::time::advance(std::time::Duration::from_secs(5)).await;
+        assert_eq!(j.view().elapsed_ms, at_end);
     }
 
     #[test]
