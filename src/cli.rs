@@ -35,6 +35,34 @@ const MAX_URL_FILE: u64 = 64 << 20;
 const MAX_URLS: usize = 100_000;
 const POLL_EVERY: Duration = Duration::from_millis(500);
 
+/// Which nodes an admin call reaches.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Reach {
+    /// "node": this node only; "cluster": every node of the PoP (a purge), or the
+    /// shard that owns each URL (a push or pre-warm).
+    #[arg(long, value_enum, default_value_t = Scope::Node)]
+    pub scope: Scope,
+    /// With --scope cluster, a push or pre-warm also reaches every edge.
+    #[arg(long)]
+    pub edges: bool,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Scope {
+    #[default]
+    Node,
+    Cluster,
+}
+
+impl Scope {
+    fn name(self) -> &'static str {
+        match self {
+            Scope::Node => "node",
+            Scope::Cluster => "cluster",
+        }
+    }
+}
+
 /// Where the admin API is and how to authenticate.
 #[derive(Args, Debug, Clone)]
 pub struct Connect {
@@ -68,6 +96,9 @@ pub struct PurgeArgs {
     /// Mark stale instead of removing: grace and stale-if-error still serve it.
     #[arg(long)]
     pub soft: bool,
+    /// "node" (default) or "cluster": every node of the PoP.
+    #[arg(long, value_enum, default_value_t = Scope::Node)]
+    pub scope: Scope,
 }
 
 #[derive(Args, Debug)]
@@ -79,6 +110,8 @@ pub struct PrewarmArgs {
     /// Fetches at once (1-64).
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
+    #[command(flatten)]
+    pub reach: Reach,
 }
 
 #[derive(Args, Debug)]
@@ -102,6 +135,8 @@ pub struct PushArgs {
     /// Response status (default 200).
     #[arg(long)]
     pub status: Option<u16>,
+    #[command(flatten)]
+    pub reach: Reach,
 }
 
 #[derive(Args, Debug)]
@@ -461,6 +496,7 @@ fn purge_body(args: &PurgeArgs) -> Result<Value, String> {
         json!({ "all": true })
     };
     body["soft"] = Value::Bool(args.soft);
+    body["scope"] = Value::from(args.scope.name());
     Ok(body)
 }
 
@@ -480,12 +516,15 @@ async fn purge_call(api: &Api, args: &PurgeArgs) -> Result<bool, String> {
         .map(Vec::as_slice)
         .unwrap_or_default()
     {
-        println!(
-            "{}: {verb} {} objects ({} URLs)",
-            node["node"].as_str().unwrap_or("?"),
-            node["purged"]["objects"],
-            node["purged"]["urls"],
-        );
+        let name = node["node"].as_str().unwrap_or("?");
+        match node["error"].as_str() {
+            Some(e) if node["pending"] == true => println!("{name}: pending ({e})"),
+            Some(e) => println!("{name}: failed ({e})"),
+            None => println!(
+                "{name}: {verb} {} objects ({} URLs)",
+                node["purged"]["objects"], node["purged"]["urls"],
+            ),
+        }
     }
     if let Some(note) = answer["note"].as_str() {
         eprintln!("note: {note}");
@@ -524,7 +563,13 @@ fn url_list(path: &Path) -> Result<Vec<String>, String> {
 
 async fn prewarm_call(api: &Api, args: &PrewarmArgs) -> Result<bool, String> {
     let urls = url_list(&args.file)?;
-    let body = json!({ "urls": urls, "concurrency": args.concurrency });
+    let body = json!({
+        "urls": urls,
+        "concurrency": args.concurrency,
+        "scope": args.reach.scope.name(),
+        "edges": args.reach.edges,
+    });
+    check_reach(&args.reach)?;
     let started = api
         .call(
             Method::POST,
@@ -607,6 +652,13 @@ fn summarize(s: &Value) -> bool {
     s["state"].as_str() == Some("done") && s["failed"].as_u64() == Some(0)
 }
 
+fn check_reach(reach: &Reach) -> Result<(), String> {
+    if reach.edges && reach.scope != Scope::Cluster {
+        return Err("--edges goes with --scope cluster".into());
+    }
+    Ok(())
+}
+
 fn parse_header(h: &str) -> Result<(HeaderName, HeaderValue), String> {
     let (name, value) = h
         .split_once(':')
@@ -625,7 +677,14 @@ async fn push_call(api: &Api, args: &PushArgs) -> Result<bool, String> {
         .map(|h| parse_header(h))
         .collect::<Result<Vec<_>, _>>()?;
     let body = read_file(&args.file, MAX_PUSH_FILE)?;
+    check_reach(&args.reach)?;
     let mut path = format!("/objects?url={}", encode(&args.url));
+    if args.reach.scope == Scope::Cluster {
+        path.push_str("&scope=cluster");
+        if args.reach.edges {
+            path.push_str("&edges=true");
+        }
+    }
     for (name, v) in [
         ("ttl", args.ttl),
         ("version", args.version),
@@ -638,6 +697,25 @@ async fn push_call(api: &Api, args: &PushArgs) -> Result<bool, String> {
     let a = api
         .call(Method::PUT, &path, Bytes::from(body), &headers)
         .await?;
+    if a["scope"] == "cluster" {
+        println!(
+            "{}: {}",
+            a["node"].as_str().unwrap_or("?"),
+            a["local"]["result"].as_str().unwrap_or("?")
+        );
+        let mut all_ok = true;
+        for n in a["nodes"].as_array().map(Vec::as_slice).unwrap_or_default() {
+            let name = n["node"].as_str().unwrap_or("?");
+            match n["error"].as_str() {
+                Some(e) => {
+                    all_ok = false;
+                    println!("{name}: failed ({e})");
+                }
+                None => println!("{name}: stored"),
+            }
+        }
+        return Ok(all_ok);
+    }
     println!(
         "stored {}: {} bytes, status {}, ttl {}s{}",
         a["url"].as_str().unwrap_or(&args.url),
@@ -699,6 +777,7 @@ mod tests {
             prefix: prefix.map(str::to_owned),
             all,
             soft: true,
+            scope: Scope::Node,
         }
     }
 

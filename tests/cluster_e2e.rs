@@ -448,7 +448,43 @@ async fn cluster_prewarm_fills_owners_and_edges() {
         )
         .await;
         assert_eq!(got.status, 202, "{}", got.text());
-        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        // One job id for the whole cluster job; its status sums every node's part.
+        let started: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+        let id = started["id"].as_u64().expect("a cluster job id");
+        let mut job = serde_json::Value::Null;
+        for _ in 0..100 {
+            job = admin_call(
+                members[0].admin,
+                http::Method::GET,
+                &format!("/prewarm/{id}"),
+                "",
+            )
+            .await;
+            if job["state"] != "running" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(job["state"], "done", "{job}");
+        assert_eq!(job["scope"], "cluster", "{job}");
+        // Each URL once on its owning shard, and 20 on each of the two edges.
+        assert_eq!(job["total"], 60, "{job}");
+        assert_eq!(job["done"], 60, "{job}");
+        assert_eq!(job["nodes"].as_array().map(Vec::len), Some(4), "{job}");
+        let elapsed = job["elapsed_ms"].as_u64().unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let again = admin_call(
+            members[0].admin,
+            http::Method::GET,
+            &format!("/prewarm/{id}"),
+            "",
+        )
+        .await;
+        assert_eq!(
+            again["elapsed_ms"].as_u64(),
+            Some(elapsed),
+            "a finished job's time stays"
+        );
         for i in 0..20 {
             assert_eq!(
                 origin.count(&format!("/w{i}")),
@@ -792,6 +828,81 @@ async fn a_hop_marker_must_be_signed_by_a_peer() {
             n.stop().await;
         }
         let _ = std::fs::remove_file(&token);
+    })
+    .await;
+}
+
+/// The command-line client reaches the whole PoP: `purge --scope cluster` answers per
+/// node, `prewarm --scope cluster --edges` follows the cluster job to its end, and
+/// `--edges` without the cluster scope is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_purges_and_prewarms_a_pop() {
+    within(60, async {
+        let origin = Origin::start(|_, _| Reply::ok("c").cc("max-age=300")).await;
+        let (members, nodes) = pop_with(
+            origin.addr,
+            &[("c-e1", "edge", 89), ("c-s1", "shard", 90)],
+            "hot_key_threshold = 0\n",
+        )
+        .await;
+        for _ in 0..100 {
+            let status = admin_call(members[0].admin, http::Method::GET, "/cluster", "").await;
+            if status["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|m| m["up"] == true)
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let run = |args: Vec<String>| {
+            tokio::task::spawn_blocking(move || {
+                let out = std::process::Command::new(env!("CARGO_BIN_EXE_lacquer"))
+                    .args(&args)
+                    .output()
+                    .unwrap();
+                (
+                    out.status.success(),
+                    String::from_utf8_lossy(&out.stdout).into_owned(),
+                    String::from_utf8_lossy(&out.stderr).into_owned(),
+                )
+            })
+        };
+        let admin = members[0].admin.to_string();
+        let list = temp_path("cli-urls");
+        std::fs::write(&list, "http://example.com/p1\nhttp://example.com/p2\n").unwrap();
+        let args = |a: &[&str]| -> Vec<String> {
+            let mut v: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+            v.extend(["--admin".to_string(), admin.clone()]);
+            v
+        };
+        let l = list.display().to_string();
+        let (ok, out, err) = run(args(&["prewarm", &l, "--scope", "cluster", "--edges"]))
+            .await
+            .unwrap();
+        assert!(ok, "{out}{err}");
+        assert!(out.contains("done: 4 URLs, 4 fetched, 0 failed"), "{out}");
+        assert_eq!(origin.count("/p1"), 1);
+        let (ok, out, err) = run(args(&[
+            "purge",
+            "http://example.com/p1",
+            "--scope",
+            "cluster",
+        ]))
+        .await
+        .unwrap();
+        assert!(ok, "{out}{err}");
+        assert!(out.contains("c-e1: purged 1 objects"), "{out}");
+        assert!(out.contains("c-s1: purged 1 objects"), "{out}");
+        let (ok, _, err) = run(args(&["prewarm", &l, "--edges"])).await.unwrap();
+        assert!(!ok);
+        assert!(err.contains("--edges goes with --scope cluster"), "{err}");
+        for n in nodes {
+            n.stop().await;
+        }
+        let _ = std::fs::remove_file(&list);
     })
     .await;
 }

@@ -7,6 +7,7 @@
 //! - `error`: the `{"error": "..."}` answers
 
 pub mod auth;
+pub mod cluster_job;
 pub mod error;
 pub mod input;
 pub mod objects;
@@ -51,6 +52,7 @@ pub struct Admin {
     node: String,
     max_body: u64,
     jobs: prewarm::Jobs,
+    cluster_jobs: cluster_job::ClusterJobs,
 }
 
 /// Bind the admin listener and serve it until `shutdown` turns true. Returns the
@@ -84,6 +86,7 @@ pub async fn start(
         node: cfg.node.name.clone(),
         max_body: a.max_body,
         jobs: prewarm::Jobs::default(),
+        cluster_jobs: cluster_job::ClusterJobs::default(),
     });
     Ok((addr, tokio::spawn(admin.serve(listener, shutdown))))
 }
@@ -169,10 +172,32 @@ impl Admin {
         } else {
             Some(self.jobs.start_urls(&proxy, local, req.concurrency)?.0)
         };
+        // One id for the whole: `GET /prewarm/{id}` sums the parts' progress.
+        let id = self.cluster_jobs.register(&self.jobs, local_job, &acks);
         Ok(json(
             StatusCode::ACCEPTED,
-            &serde_json::json!({ "scope": "cluster", "node": self.node, "id": local_job, "nodes": acks }),
+            &serde_json::json!({
+                "scope": "cluster",
+                "node": self.node,
+                "id": id,
+                "local_id": local_job,
+                "total": req.urls.len(),
+                "nodes": acks,
+            }),
         ))
+    }
+
+    /// `GET` / `DELETE /prewarm/{id}`: a job of this node, or a cluster job's sum.
+    async fn prewarm_job(&self, id: &str, method: Method) -> ApiResult {
+        let proxy = self.proxy();
+        match (self.cluster_jobs.find(id), proxy.cluster()) {
+            (Some(job), Some(cluster)) => Ok(json(
+                StatusCode::OK,
+                &job.view(&self.node, &self.jobs, cluster, method).await,
+            )),
+            _ if method == Method::DELETE => self.jobs.cancel(id),
+            _ => self.jobs.status(id),
+        }
     }
 
     async fn serve(self: Arc<Self>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
@@ -276,8 +301,8 @@ impl Admin {
                 let body = input::read_body(body, &parts.headers, self.max_body).await?;
                 self.prewarm(&body).await
             }
-            Route::PrewarmStatus(id) => self.jobs.status(&id),
-            Route::CancelPrewarm(id) => self.jobs.cancel(&id),
+            Route::PrewarmStatus(id) => self.prewarm_job(&id, Method::GET).await,
+            Route::CancelPrewarm(id) => self.prewarm_job(&id, Method::DELETE).await,
             Route::Reload => {
                 drop(body);
                 match self.live.reload_from_source().await {

@@ -196,7 +196,7 @@ impl Jobs {
             edges: false,
         };
         let job = Arc::new(Job {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed) + 1,
+            id: self.next_id(),
             total: req.urls.len(),
             concurrency: req.concurrency,
             started: Instant::now(),
@@ -232,6 +232,17 @@ impl Jobs {
         }
         jobs.push_back(job);
         Ok(())
+    }
+
+    /// A fresh id from the same sequence as jobs' (a cluster job is looked up by it).
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// A job's progress as `GET /prewarm/{id}` shows it.
+    pub fn view_json(&self, id: u64) -> Option<serde_json::Value> {
+        let job = self.find(&id.to_string()).ok()?;
+        serde_json::to_value(job.view()).ok()
     }
 
     fn find(&self, id: &str) -> Result<Arc<Job>, ApiError> {

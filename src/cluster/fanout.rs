@@ -430,6 +430,24 @@ impl Cluster {
         (local, join_all(calls).await)
     }
 
+    /// A body-less admin call (`GET` or `DELETE` of a pre-warm job) to the peer named
+    /// `node`, as `deliver` sends it.
+    pub async fn admin_request(&self, node: &str, method: Method, path: &str) -> NodeAck {
+        let Some(peer) = self.peers.iter().find(|p| p.name == node && !p.is_self) else {
+            return NodeAck::failed(node, 0, "not a peer of this node".into());
+        };
+        let Ok(path_and_query) = PathAndQuery::try_from(path) else {
+            return NodeAck::failed(node, 0, format!("invalid path {path:?}"));
+        };
+        let call = AdminCall {
+            method,
+            path_and_query,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        };
+        self.deliver(peer, call).await
+    }
+
     /// One admin call to one peer: up to `1 + fanout_retries` attempts, each within
     /// `fanout_timeout`. Retried: connect failures, timeouts, 5xx. Not retried: 4xx
     /// (the same request would be refused again).
@@ -561,7 +579,9 @@ fn millis(since: Instant) -> u64 {
 
 /// Runs the futures concurrently on this task and keeps their order. Peers number at
 /// most `MAX_PEERS`, so no spawning or extra bounding is needed.
-async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+pub(crate) async fn join_all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
     let mut set = Vec::new();
     for f in futures {
         set.push(Box::pin(f));
