@@ -786,7 +786,10 @@ mod tests {
         assert!(purge_body(&purge_args(&[], &[], None, false)).is_err());
         assert!(purge_body(&purge_args(&["http://a/"], &["k"], None, false)).is_err());
         let b = purge_body(&purge_args(&[], &["k"], None, false)).unwrap();
-        assert_eq!(b, json!({"surrogate_keys": ["k"], "soft": true}));
+        assert_eq!(
+            b,
+            json!({"surrogate_keys": ["k"], "soft": true, "scope": "node"})
+        );
         let b = purge_body(&purge_args(&[], &[], None, true)).unwrap();
         assert_eq!(b["all"], true);
     }

@@ -398,7 +398,9 @@ pub fn build_proxy(
     let via = http::HeaderValue::from_str(&format!("1.1 {}", cfg.node.name))
         .unwrap_or_else(|_| http::HeaderValue::from_static("1.1 lacquer"));
     let settings = Settings {
-        cache_name: "lacquer".to_owned(),
+        // RFC 9211 names each cache in the chain: through a PoP, the shard's entry and
+        // the edge's must say which is which.
+        cache_name: cfg.node.name.clone(),
         via,
         max_body: cfg.limits.max_body,
         body_read_timeout: cfg.limits.body_read_timeout,

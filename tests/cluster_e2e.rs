@@ -906,3 +906,66 @@ async fn the_cli_purges_and_prewarms_a_pop() {
     })
     .await;
 }
+
+/// RFC 9211 through the tier: each cache adds its own `Cache-Status` entry, named after
+/// the node, after the upstream's; an edge passing on a shard's hit shows it, and an
+/// entry is never stored and replayed on later hits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_status_lists_the_shard_and_the_edge() {
+    within(30, async {
+        let origin = Origin::start(|_, _| Reply::ok("cs").cc("max-age=300")).await;
+        let (members, nodes) = pop(
+            origin.addr,
+            &[("cs-e1", "edge", 91), ("cs-s1", "shard", 92)],
+        )
+        .await;
+        for _ in 0..100 {
+            let status = admin_call(members[0].admin, http::Method::GET, "/cluster", "").await;
+            if status["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|m| m["up"] == true)
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let host = [("host", "example.com")];
+        let first = nodes[0].get_with("/cs", &host).await;
+        let entries: Vec<&str> = first.cache_statuses().split(", ").collect();
+        assert_eq!(entries.len(), 2, "{}", first.cache_statuses());
+        assert!(
+            entries[0].starts_with("cs-s1; fwd=") && entries[0].contains("stored"),
+            "{entries:?}"
+        );
+        assert!(entries[1].starts_with("cs-e1; fwd="), "{entries:?}");
+        // Not hot: the edge keeps no copy, and the shard's hit shows.
+        let second = nodes[0].get_with("/cs", &host).await;
+        let entries: Vec<&str> = second.cache_statuses().split(", ").collect();
+        assert_eq!(entries.len(), 2, "{}", second.cache_statuses());
+        assert!(entries[0].starts_with("cs-s1; hit"), "{entries:?}");
+        assert!(entries[1].starts_with("cs-e1; fwd="), "{entries:?}");
+        // On the shard itself, a hit is its entry alone: nothing stored is replayed.
+        let direct = send(
+            &client(),
+            members[1].public,
+            http::Method::GET,
+            "/cs",
+            &host,
+            bytes::Bytes::new(),
+        )
+        .await;
+        assert_eq!(
+            direct.cache_statuses().split(", ").count(),
+            1,
+            "{}",
+            direct.cache_statuses()
+        );
+        assert!(direct.is_hit());
+        for n in nodes {
+            n.stop().await;
+        }
+    })
+    .await;
+}

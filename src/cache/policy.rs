@@ -14,6 +14,8 @@ use super::control::{CacheControl, DELTA_SECONDS_MAX};
 
 pub const CDN_CACHE_CONTROL: HeaderName = HeaderName::from_static("cdn-cache-control");
 pub const SURROGATE_CONTROL: HeaderName = HeaderName::from_static("surrogate-control");
+/// RFC 9211: each cache's report on how it handled one request.
+pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 
 #[derive(Debug, Clone)]
 pub struct PolicyConfig {
@@ -785,6 +787,7 @@ pub fn merge_304(stored: &HeaderMap, not_modified: &HeaderMap) -> HeaderMap {
     let mut excluded = hop_by_hop(not_modified);
     excluded.push(header::CONTENT_LENGTH);
     excluded.push(header::CONTENT_ENCODING);
+    excluded.push(CACHE_STATUS);
     for name in not_modified.keys() {
         if excluded.contains(name) {
             continue;
@@ -828,6 +831,9 @@ fn looks_like_etag(v: &[u8]) -> bool {
 /// in qualified `private="..."` (RFC 9111 5.2.2.7) and `no-cache="..."` (5.2.2.4 allows the
 /// response to be reused without them), from every directive family present.
 pub fn strip_before_store(resp: &mut HeaderMap) {
+    // An upstream cache's report on that one exchange (RFC 9211): replayed on later
+    // hits it would claim, say, a shard's miss for every one of them.
+    resp.remove(CACHE_STATUS);
     for field in fields_to_strip(resp) {
         if let Ok(name) = HeaderName::from_bytes(field.as_bytes()) {
             resp.remove(name);

@@ -144,6 +144,27 @@ pub fn strip_client_conditionals(headers: &mut HeaderMap) {
 }
 
 /// Append this hop to `Via` (RFC 9110 7.6.3).
+/// Put `entry` after the members `name` already has (every line of it), as one line:
+/// the order of a list field that each hop extends.
+pub fn append_member(headers: &mut HeaderMap, name: HeaderName, entry: HeaderValue) {
+    let mut joined: Vec<u8> = Vec::new();
+    for v in headers.get_all(&name) {
+        if !joined.is_empty() {
+            joined.extend_from_slice(b", ");
+        }
+        joined.extend_from_slice(v.as_bytes());
+    }
+    if !joined.is_empty() {
+        joined.extend_from_slice(b", ");
+        joined.extend_from_slice(entry.as_bytes());
+        if let Ok(v) = HeaderValue::from_bytes(&joined) {
+            headers.insert(name, v);
+            return;
+        }
+    }
+    headers.insert(name, entry);
+}
+
 pub fn append_via(headers: &mut HeaderMap, via: &HeaderValue) {
     headers.append(header::VIA, via.clone());
 }

@@ -1132,8 +1132,11 @@ impl Proxy {
             h.remove(http::HeaderName::from_static("surrogate-control"));
         }
         headers::append_via(h, &self.settings.via);
-        h.insert(
-            http::HeaderName::from_static("cache-status"),
+        // RFC 9211 §2: one entry per cache, the upstream caches' first (a shard's, on an
+        // edge's miss), this one's last. A stored copy carries none (stripped at store).
+        headers::append_member(
+            h,
+            crate::cache::policy::CACHE_STATUS,
             status.header_value(&self.settings.cache_name),
         );
     }

@@ -269,12 +269,22 @@ impl Got {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+    /// This node's `Cache-Status` entry: the last one (RFC 9211: upstream caches'
+    /// entries come first).
     pub fn cache_status(&self) -> &str {
+        let all = self.header("cache-status").unwrap_or("");
+        all.rsplit(", ").next().unwrap_or(all)
+    }
+    /// Every cache's `Cache-Status` entry, upstream first.
+    pub fn cache_statuses(&self) -> &str {
         self.header("cache-status").unwrap_or("")
     }
-    /// Served from cache without going to the origin.
+    /// Served from this node's cache without going upstream.
     pub fn is_hit(&self) -> bool {
-        self.cache_status().starts_with("lacquer; hit")
+        self.cache_status()
+            .split(';')
+            .nth(1)
+            .is_some_and(|p| p.trim() == "hit")
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
