@@ -10,6 +10,7 @@ pub mod front;
 pub mod key;
 pub mod keyhash;
 pub mod object;
+pub mod partial;
 pub mod policy;
 pub mod range;
 pub mod store;

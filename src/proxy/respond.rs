@@ -166,6 +166,68 @@ pub fn from_object(
     (resp, status)
 }
 
+/// Answer a range request from a stored incomplete response, when its parts hold the
+/// whole range asked (RFC 9111 3.3); None sends the request on to the origin: no single
+/// byte range, a failed If-Range, or bytes not held. Preconditions are evaluated as for
+/// a complete copy: the validators are the representation's.
+pub fn from_parts(
+    req: &request::Parts,
+    obj: &Arc<Object>,
+    now: Instant,
+    mut status: CacheStatus,
+) -> Option<(Response<ProxyBody>, CacheStatus)> {
+    let parts = obj.parts()?;
+    if req.method != Method::GET {
+        return None;
+    }
+    let age = obj.age(now);
+    let mut headers = obj.headers.to_map_with(6);
+    headers.insert(header::AGE, policy::age_header(age));
+    let len = parts.complete_length();
+    let answer = match range::evaluate(&req.headers, &headers, len) {
+        range::RangeOutcome::Full => return None,
+        range::RangeOutcome::Unsatisfiable => None,
+        range::RangeOutcome::Partial {
+            start,
+            end_inclusive,
+        } => Some((start, end_inclusive, parts.slice(start, end_inclusive)?)),
+    };
+    obj.hit();
+    status.ttl = Some(obj.freshness.lifetime.as_secs() as i64 - age.as_secs() as i64);
+    status.detail = Some("partial");
+    match conditional::evaluate(&req.method, &req.headers, StatusCode::OK, &headers) {
+        conditional::Precondition::NotModified => {
+            let mut h = conditional::not_modified_headers(&headers);
+            h.insert(header::AGE, policy::age_header(age));
+            let mut resp = Response::new(ProxyBody::empty());
+            *resp.status_mut() = StatusCode::NOT_MODIFIED;
+            *resp.headers_mut() = h;
+            return Some((resp, status));
+        }
+        conditional::Precondition::Failed => {
+            let resp = synthetic(StatusCode::PRECONDITION_FAILED, "precondition failed");
+            return Some((resp, status));
+        }
+        conditional::Precondition::Proceed => {}
+    }
+    let Some((start, end_inclusive, body)) = answer else {
+        let mut resp = synthetic(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable");
+        resp.headers_mut()
+            .insert(header::CONTENT_RANGE, range::unsatisfied_range(len));
+        return Some((resp, status));
+    };
+    headers.insert(
+        header::CONTENT_RANGE,
+        range::content_range(start, end_inclusive, len),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len() as u64));
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    let mut resp = Response::new(ProxyBody::full(body));
+    *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+    *resp.headers_mut() = headers;
+    Some((resp, status))
+}
+
 fn slice(body: &Bytes, start: u64, end_inclusive: u64) -> Bytes {
     let len = body.len();
     let s = usize::try_from(start).unwrap_or(len).min(len);
