@@ -121,14 +121,11 @@ pub enum Admission {
 }
 
 impl Admission {
-    /// Waiters for the same URL may be given this response. Not a part: it answers the
-    /// range its own request asked, which a waiter may not have.
+    /// Waiters for the same URL may be given this response. A part too: a fetch that
+    /// forwards a client's Range is never joined (`Proxy::ranged_miss`), so its waiters
+    /// only share a 206 the origin sent to a whole fill, as the leader's client gets it.
     pub fn shareable(&self) -> bool {
-        match self {
-            Admission::Store(a) => a.part.is_none(),
-            Admission::Share(_) => true,
-            Admission::Pass(_) => false,
-        }
+        !matches!(self, Admission::Pass(_))
     }
 }
 
