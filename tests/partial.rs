@@ -325,3 +325,73 @@ async fn parts_are_charged_like_bodies() {
     })
     .await;
 }
+
+/// Parts go with their URL: PURGE removes them, and so does a successful unsafe method
+/// (RFC 9111 4.4), like complete objects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_are_purged_and_invalidated_with_their_url() {
+    within(30, async {
+        let r = rep(4000, "\"p\"");
+        let origin = ranged_origin(r.clone()).await;
+        let node = node(&origin, 1000).await;
+        let stored = |path: &'static str| {
+            let node = &node;
+            async move {
+                range(node, path, "bytes=0-99").await;
+                range(node, path, "bytes=0-99").await;
+                assert!(range(node, path, "bytes=0-9").await.is_hit(), "{path}");
+            }
+        };
+        stored("/purged").await;
+        let purge = Method::from_bytes(b"PURGE").unwrap();
+        let purged = node.send(purge, "/purged", &[], Default::default()).await;
+        assert_eq!(purged.status, 200);
+        assert_eq!(purged.text().trim(), "{\"purged\":1}");
+        assert!(!range(&node, "/purged", "bytes=0-9").await.is_hit());
+
+        stored("/posted").await;
+        let posted = node.send(Method::POST, "/posted", &[], "x".into()).await;
+        assert!(posted.status < 300);
+        assert!(!range(&node, "/posted", "bytes=0-9").await.is_hit());
+        node.stop().await;
+    })
+    .await;
+}
+
+/// Parts answer with the representation's validators: a matching If-Range is served from
+/// them, another goes to the origin with its If-Range (the origin decides between the
+/// range and the whole), and If-None-Match is answered 304 from them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn if_range_and_preconditions_on_parts() {
+    within(30, async {
+        let r = rep(4000, "\"p\"");
+        let origin = ranged_origin(r.clone()).await;
+        let node = node(&origin, 1000).await;
+        let v = r.lock().unwrap().clone();
+        range(&node, "/c", "bytes=0-99").await;
+        range(&node, "/c", "bytes=0-99").await;
+        assert_eq!(origin.count("/c"), 2);
+
+        let same = node
+            .get_with("/c", &[("range", "bytes=5-9"), ("if-range", "\"p\"")])
+            .await;
+        expect_part(&same, &v, 5, 9);
+        assert!(same.is_hit());
+        let other = node
+            .get_with("/c", &[("range", "bytes=5-9"), ("if-range", "\"old\"")])
+            .await;
+        assert!(!other.is_hit());
+        let seen = origin.last().unwrap();
+        assert_eq!(seen.headers.get("if-range").unwrap(), "\"old\"");
+        assert_eq!(seen.headers.get("range").unwrap(), "bytes=5-9");
+
+        let not_modified = node
+            .get_with("/c", &[("range", "bytes=5-9"), ("if-none-match", "\"p\"")])
+            .await;
+        assert_eq!(not_modified.status, 304);
+        assert!(not_modified.is_hit());
+        assert_eq!(origin.count("/c"), 3);
+        node.stop().await;
+    })
+    .await;
+}
