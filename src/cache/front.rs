@@ -711,6 +711,94 @@ mod tests {
         );
     }
 
+    /// A 206 that can be placed in its representation is judged as that representation
+    /// would be (RFC 9111 3.3); any other 206 stays unstorable.
+    #[test]
+    fn a_placeable_206_is_judged_as_its_representation() {
+        let cache = Cache::new(1 << 20, 4, Duration::from_secs(60));
+        let req = get();
+        let k = key("/p");
+        let part = headers(&[
+            ("cache-control", "max-age=60"),
+            ("content-range", "bytes 0-4/10"),
+            ("content-length", "5"),
+        ]);
+        let Admission::Store(admitted) = cache.admit(&k, &fetched(&req, 206, &part), &rules())
+        else {
+            panic!("a placeable fresh 206 is stored");
+        };
+        assert!(admitted.is_part());
+        let short = headers(&[
+            ("cache-control", "max-age=60"),
+            ("content-range", "bytes 4-9/10"),
+            ("content-length", "5"),
+        ]);
+        let unknown = headers(&[
+            ("cache-control", "max-age=60"),
+            ("content-range", "bytes 0-4/*"),
+        ]);
+        let multipart = headers(&[
+            ("cache-control", "max-age=60"),
+            ("content-type", "multipart/byteranges; boundary=x"),
+        ]);
+        for h in [&short, &unknown, &multipart] {
+            assert!(matches!(
+                cache.admit(&k, &fetched(&req, 206, h), &rules()),
+                Admission::Pass(PassReason::NotStorable(NotStorable::PartialContent))
+            ));
+        }
+        let private = headers(&[
+            ("cache-control", "private, max-age=60"),
+            ("content-range", "bytes 0-4/10"),
+        ]);
+        assert!(matches!(
+            cache.admit(&k, &fetched(&req, 206, &private), &rules()),
+            Admission::Pass(PassReason::NotStorable(NotStorable::Private))
+        ));
+    }
+
+    /// Parts live apart from complete objects: a lookup never meets one, a complete
+    /// insert drops them, and they are charged to the store like bodies.
+    #[test]
+    fn parts_beside_complete_objects() {
+        let cache = Cache::new(1 << 20, 4, Duration::from_secs(60));
+        let req = get();
+        let k = key("/q");
+        let h = headers(&[
+            ("cache-control", "max-age=60"),
+            ("etag", "\"v\""),
+            ("content-range", "bytes 0-9999/20000"),
+        ]);
+        let Admission::Store(admitted) = cache.admit(&k, &fetched(&req, 206, &h), &rules_big())
+        else {
+            panic!("stored");
+        };
+        let body = Bytes::from(vec![b'x'; 10_000]);
+        let mine = cache
+            .insert_part(&k, &h, &[body.clone()], &admitted, &now())
+            .unwrap();
+        assert_eq!(mine, body);
+        assert!(cache.lookup(&k, &HeaderMap::new()).is_none());
+        let part = cache.lookup_part(&k, &HeaderMap::new()).unwrap();
+        assert!(!part.headers.to_map().contains_key(header::CONTENT_RANGE));
+        cache.run_pending_tasks();
+        assert!(cache.stats().bytes >= object::body_weight(10_000) as u64);
+        let whole = headers(&[("cache-control", "max-age=60")]);
+        let Admission::Store(a) = cache.admit(&k, &fetched(&req, 200, &whole), &rules_big()) else {
+            panic!("stored");
+        };
+        let obj = Object::fetched(StatusCode::OK, &whole, &[], &a, &now());
+        cache.insert(&k, Arc::new(obj)).unwrap();
+        assert!(cache.lookup_part(&k, &HeaderMap::new()).is_none());
+    }
+
+    fn rules_big() -> Rules {
+        Rules {
+            max_object_size: 1 << 20,
+            ..rules()
+        }
+    }
+
     #[test]
     fn one_verdict_and_the_markers_follow_it() {
         let cache = Cache::new(1 << 20, 4, Duration::from_secs(60));
