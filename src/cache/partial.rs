@@ -38,7 +38,7 @@ pub struct ContentRange {
 
 impl ContentRange {
     /// Bytes in the range.
-    pub fn len(&self) -> u64 {
+    pub fn size(&self) -> u64 {
         self.last - self.first + 1
     }
 }
@@ -130,7 +130,7 @@ pub struct Parts {
 impl Parts {
     /// The first part of a representation; None when the body does not fill its range.
     pub fn new(range: ContentRange, body: Bytes, validator: Option<Validator>) -> Option<Parts> {
-        (body.len() as u64 == range.len()).then(|| Parts {
+        (body.len() as u64 == range.size()).then(|| Parts {
             complete: range.complete,
             validator,
             parts: vec![Part {
@@ -157,7 +157,7 @@ impl Parts {
     /// bytes are kept (the same, by the strong validator). Past `MAX_PARTS` parts or
     /// `max_bytes` in all, only the new part (with the parts it joined) is kept.
     pub fn with(&self, range: ContentRange, body: Bytes, max_bytes: u64) -> Option<Parts> {
-        if body.len() as u64 != range.len() || range.complete != self.complete {
+        if body.len() as u64 != range.size() || range.complete != self.complete {
             return None;
         }
         let (first, last) = (range.first, range.last);
