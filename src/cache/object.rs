@@ -69,7 +69,8 @@ pub fn stored_body(chunks: &[Bytes]) -> Bytes {
 }
 
 /// One stored response (one variant of a URL). Built only by its constructors
-/// ([`Object::fetched`], [`Object::refreshed`], [`Object::pushed`]), which apply the
+/// ([`Object::fetched`], [`Object::with_body`], [`Object::partial`],
+/// [`Object::refreshed`], [`Object::pushed`]), which apply the
 /// rules every stored object follows (fields stripped as the origin asked, tags read,
 /// Content-Length true to the body).
 #[derive(Debug)]
