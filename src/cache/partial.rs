@@ -179,12 +179,20 @@ impl Parts {
                 tail = p.body.slice((last + 1 - p.first) as usize..);
             }
         }
-        let body = if head.is_empty() && tail.is_empty() {
-            body
+        let joined = head.len() as u64 + range.size() + tail.len() as u64;
+        let new = if head.is_empty() && tail.is_empty() {
+            Part { first, body }
+        } else if joined > max_bytes {
+            // The neighbours it touches would make one part over the bound: the new
+            // range alone, as admitted.
+            kept.clear();
+            Part { first, body }
         } else {
-            stored_body(&[head, body, tail])
+            Part {
+                first: start,
+                body: stored_body(&[head, body, tail]),
+            }
         };
-        let new = Part { first: start, body };
         let total: u64 =
             kept.iter().map(|p| p.body.len() as u64).sum::<u64>() + new.body.len() as u64;
         if kept.len() + 1 > MAX_PARTS || total > max_bytes {
@@ -396,5 +404,12 @@ mod tests {
             1,
             "past the byte bound only the newest part stays"
         );
+        // Joining its neighbour would make one part over the bound: the new range alone.
+        let p = p
+            .with(range(210, 219, big), Bytes::from_static(b"abcdefghij"), 15)
+            .unwrap();
+        assert_eq!(p.count(), 1);
+        assert_eq!(p.slice(210, 219).unwrap(), "abcdefghij");
+        assert!(p.slice(209, 210).is_none());
     }
 }

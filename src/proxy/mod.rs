@@ -743,9 +743,11 @@ impl Proxy {
             None => {
                 // Only a complete copy's absence lets parts answer: a stale complete copy
                 // is revalidated whole, as before.
-                let part = self
-                    .cache
-                    .lookup_part(&ctx.key, &parts.headers)
+                let ranged =
+                    parts.method == Method::GET && parts.headers.contains_key(header::RANGE);
+                let part = ranged
+                    .then(|| self.cache.lookup_part(&ctx.key, &parts.headers))
+                    .flatten()
                     .filter(|o| !ctx.asked.credentials || o.public);
                 if let Some(obj) = part.as_ref() {
                     if obj.usability(now, cc) == Usability::Fresh {
