@@ -108,7 +108,7 @@ fn expect_part(got: &Got, rep: &Rep, a: usize, b: usize) {
 }
 
 /// The first range request for an object over `max_object_size` fills the whole object
-/// (and relays it, too big to keep); from then on the URL is hit-for-miss and ranges go
+/// (too big to keep; the client gets its range of it); from then on the URL is hit-for-miss and ranges go
 /// to the origin as asked. A stored 206 answers a later range it covers with no origin
 /// request; an uncovered one is sent on with its Range; parts of the same strong ETag
 /// are kept together.
@@ -121,8 +121,12 @@ async fn stored_part_answers_covered_ranges_and_uncovered_ones_go_on() {
         let v1 = r.lock().unwrap().clone();
 
         let cold = range(&node, "/big", "bytes=0-99").await;
-        assert_eq!(cold.status, 200, "a cold key fills the whole object");
-        assert_eq!(last_range(&origin, "/big"), None);
+        expect_part(&cold, &v1, 0, 99);
+        assert_eq!(
+            last_range(&origin, "/big"),
+            None,
+            "a cold key fills the whole"
+        );
 
         let first = range(&node, "/big", "bytes=0-99").await;
         expect_part(&first, &v1, 0, 99);
@@ -392,6 +396,49 @@ async fn if_range_and_preconditions_on_parts() {
         assert!(not_modified.is_hit());
         assert_eq!(origin.count("/c"), 3);
         node.stop().await;
+    })
+    .await;
+}
+
+/// A range request on a cold key fills the whole object, shared and stored as for any
+/// miss, and its client gets just its range of the fill as it streams (206, or 416
+/// beyond the end); a failed If-Range gets the whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_range_gets_its_range_of_the_whole_fill() {
+    within(30, async {
+        for len in [10, 200_000] {
+            let r = rep(len, "\"f\"");
+            r.lock().unwrap().full_cc = Some("max-age=60");
+            let origin = ranged_origin(r.clone()).await;
+            let node = node(&origin, 1 << 20).await;
+            let v = r.lock().unwrap().clone();
+            let got = range(&node, "/f", "bytes=2-4").await;
+            expect_part(&got, &v, 2, 4);
+            assert!(got.cache_status().contains("fwd=miss"), "{len}");
+            assert_eq!(
+                last_range(&origin, "/f"),
+                None,
+                "{len}: the whole was asked"
+            );
+            let end = range(&node, &format!("/g{len}"), "bytes=-3").await;
+            expect_part(&end, &v, len - 3, len - 1);
+            let beyond = range(&node, "/h", &format!("bytes={len}-")).await;
+            assert_eq!(beyond.status, 416, "{len}");
+            assert_eq!(
+                beyond.header("content-range"),
+                Some(format!("bytes */{len}").as_str())
+            );
+            let other = node
+                .get_with("/i", &[("range", "bytes=2-4"), ("if-range", "\"old\"")])
+                .await;
+            assert_eq!(other.status, 200, "{len}");
+            assert_eq!(other.body.len(), len);
+            // The whole object was stored by the fill.
+            let whole = node.get("/f").await;
+            assert!(whole.is_hit(), "{len}: {}", whole.cache_status());
+            assert_eq!(whole.body.len(), len);
+            node.stop().await;
+        }
     })
     .await;
 }

@@ -934,13 +934,7 @@ impl Proxy {
                 }
                 status.fwd_status = Some(head.status.as_u16());
                 status.stored = head.stored;
-                let mut resp = Response::new(ProxyBody::empty());
-                *resp.status_mut() = head.status;
-                *resp.headers_mut() = head.headers.clone();
-                if parts.method != Method::HEAD {
-                    *resp.body_mut() = ProxyBody::coalesced(reader);
-                }
-                (resp, status)
+                (respond::from_stream(parts, &head, reader), status)
             }
             Outcome::Object(obj) => {
                 status.fwd_status = Some(304);

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use crate::body::ProxyBody;
 use crate::cache::object::Object;
 use crate::cache::{conditional, policy, range};
+use crate::coalesce::{BodyReader, ResponseHead};
 
 /// How the cache handled a request, as RFC 9211 `Cache-Status` parameters and as the
 /// access log's / metrics' result.
@@ -164,6 +165,56 @@ pub fn from_object(
     *resp.status_mut() = code;
     *resp.headers_mut() = headers;
     (resp, status)
+}
+
+/// A fetched response streamed to this client: for a GET with a single byte range of a
+/// 200 whose length is known, only that range (206, or 416 beyond its end), so a range
+/// request that fills the whole object is not answered with all of it; HEAD without a
+/// body; else the whole response.
+pub fn from_stream(
+    req: &request::Parts,
+    head: &ResponseHead,
+    reader: BodyReader,
+) -> Response<ProxyBody> {
+    let mut resp = Response::new(ProxyBody::empty());
+    *resp.status_mut() = head.status;
+    *resp.headers_mut() = head.headers.clone();
+    if req.method == Method::HEAD {
+        return resp;
+    }
+    let len = head.content_length.filter(|_| {
+        req.method == Method::GET
+            && head.status == StatusCode::OK
+            && req.headers.contains_key(header::RANGE)
+    });
+    let Some(len) = len else {
+        *resp.body_mut() = ProxyBody::coalesced(reader);
+        return resp;
+    };
+    match range::evaluate(&req.headers, &head.headers, len) {
+        range::RangeOutcome::Full => *resp.body_mut() = ProxyBody::coalesced(reader),
+        range::RangeOutcome::Partial {
+            start,
+            end_inclusive,
+        } => {
+            let size = end_inclusive - start + 1;
+            *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+            let h = resp.headers_mut();
+            h.insert(
+                header::CONTENT_RANGE,
+                range::content_range(start, end_inclusive, len),
+            );
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+            h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            *resp.body_mut() = ProxyBody::sliced(reader, start, size);
+        }
+        range::RangeOutcome::Unsatisfiable => {
+            resp = synthetic(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable");
+            resp.headers_mut()
+                .insert(header::CONTENT_RANGE, range::unsatisfied_range(len));
+        }
+    }
+    resp
 }
 
 /// Answer a range request from a stored incomplete response, when its parts hold the
