@@ -777,9 +777,9 @@ impl Proxy {
     /// stored) or the URL's answers are not shared anyway (hit-for-miss: uncacheable, or
     /// larger than `max_object_size`), so the origin sends the bytes asked rather than
     /// the whole object. Otherwise the fill fetches the whole object, shared with every
-    /// request waiting for it, and the range is answered from it. Only a single byte
-    /// range without other preconditions is forwarded: those are answered from stored
-    /// copies, which a forwarded request would not make.
+    /// request waiting for it, and each range is cut from it. Only a single byte range
+    /// with no precondition but If-Range is forwarded: anything else keeps the
+    /// whole-object fill, from which lacquer answers it as before.
     fn forwards_range(&self, ctx: &Ctx, parts: &request::Parts, has_part: bool) -> bool {
         parts.method == Method::GET
             && crate::cache::range::is_single_range(&parts.headers)
