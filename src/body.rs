@@ -37,6 +37,9 @@ pin_project_lite::pin_project! {
         Empty,
         Full { data: Option<Bytes> },
         Coalesced { #[pin] reader: BodyReader },
+        /// Bytes `skip..skip + left` of a coalesced body: one client's range of a fill
+        /// that fetches the whole object.
+        Sliced { #[pin] reader: BodyReader, skip: u64, left: u64 },
         Stream { #[pin] inner: Guarded },
     }
 }
@@ -57,6 +60,16 @@ impl ProxyBody {
 
     pub fn coalesced(reader: BodyReader) -> Self {
         ProxyBody::Coalesced { reader }
+    }
+
+    /// `len` bytes from `start` of a coalesced body. It ends there, and the reader goes
+    /// with the body: a fill that is not being stored stops once no reader is left.
+    pub fn sliced(reader: BodyReader, start: u64, len: u64) -> Self {
+        ProxyBody::Sliced {
+            reader,
+            skip: start,
+            left: len,
+        }
     }
 
     /// A peer's body passed through with a limit on silence between frames and on total size.
@@ -95,6 +108,34 @@ impl Body for ProxyBody {
             ProxyBodyProj::Empty => Poll::Ready(None),
             ProxyBodyProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             ProxyBodyProj::Coalesced { reader } => reader.poll_frame(cx),
+            ProxyBodyProj::Sliced {
+                mut reader,
+                skip,
+                left,
+            } => loop {
+                if *left == 0 {
+                    return Poll::Ready(None);
+                }
+                let Some(frame) = std::task::ready!(reader.as_mut().poll_frame(cx)) else {
+                    // Short of the range: hyper sees fewer bytes than the Content-Length
+                    // it sent and ends the connection, as for any cut body.
+                    return Poll::Ready(None);
+                };
+                let Ok(data) = frame?.into_data() else {
+                    continue;
+                };
+                let n = data.len() as u64;
+                if *skip >= n {
+                    *skip -= n;
+                    continue;
+                }
+                let from = *skip as usize;
+                *skip = 0;
+                let take = (n - from as u64).min(*left);
+                *left -= take;
+                let to = from + take as usize;
+                return Poll::Ready(Some(Ok(Frame::data(data.slice(from..to)))));
+            },
             ProxyBodyProj::Stream { inner } => inner.poll_frame(cx),
         }
     }
@@ -104,6 +145,7 @@ impl Body for ProxyBody {
             ProxyBody::Empty => true,
             ProxyBody::Full { data } => data.is_none(),
             ProxyBody::Coalesced { reader } => reader.is_end_stream(),
+            ProxyBody::Sliced { left, .. } => *left == 0,
             ProxyBody::Stream { inner } => inner.inner.is_end_stream(),
         }
     }
@@ -115,6 +157,7 @@ impl Body for ProxyBody {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
             ProxyBody::Coalesced { reader } => reader.size_hint(),
+            ProxyBody::Sliced { left, .. } => SizeHint::with_exact(*left),
             ProxyBody::Stream { inner } => inner.inner.size_hint(),
         }
     }

@@ -493,6 +493,33 @@ suite! {
     partial_store_complete_reuse_partial = "partial-store-complete-reuse-partial" => vec![r().h("Cache-Control", "max-age=3600").body("01234567890").setup(), r().q("Range", "bytes=0-1").cached().expect_status(206).expect_text("01")];
     /// An optimal HTTP cache stores complete responses and serves smaller ranges from them (suffix-byte-range-spec) (optimal)
     partial_store_complete_reuse_partial_suffix = "partial-store-complete-reuse-partial-suffix" => vec![r().h("Cache-Control", "max-age=3600").body("0123456789A").setup(), r().q("Range", "bytes=-1").cached().expect_status(206).expect_text("A")];
+    /// An optimal HTTP cache stores complete responses and serves smaller ranges from them (absent last-byte-pos) (optimal)
+    partial_store_complete_reuse_partial_no_last = "partial-store-complete-reuse-partial-no-last" => vec![r().h("Cache-Control", "max-age=3600").body("01234567890").setup(), r().q("Range", "bytes=1-").cached().expect_status(206).expect_text("1234567890")];
+    /// An optimal HTTP cache stores partial content and reuses it (optimal)
+    #[ignore = "lacquer fails (optimal): the suite's 206 announces bytes 4-9 (6 bytes) with a 5-byte body, which no cache can place in its representation: relayed, never stored; and a range request on a cold key fills the whole object, so the origin does not see the Range the suite expects (setup); partial.rs content_range, front.rs admit, README 'Ranges and partial responses'"]
+    partial_store_partial_reuse_partial = "partial-store-partial-reuse-partial" => vec![
+        r().q("Range", "bytes=-5").status(206).h("Cache-Control", "max-age=3600").h("Content-Range", "bytes 4-9/10").body("01234").expect_req_h("Range", "bytes=-5").setup(),
+        r().q("Range", "bytes=-5").cached().expect_status(206).expect_text("01234")];
+    /// An optimal HTTP cache stores partial responses and serves smaller ranges from them (byte-range-spec) (optimal)
+    #[ignore = "lacquer fails (optimal): the suite's 206 announces bytes 4-9 (6 bytes) with a 5-byte body, which is relayed but never stored; partial.rs content_range, front.rs admit"]
+    partial_store_partial_reuse_partial_byterange = "partial-store-partial-reuse-partial-byterange" => vec![
+        r().q("Range", "bytes=-5").status(206).h("Cache-Control", "max-age=3600").h("Content-Range", "bytes 4-9/10").body("01234").setup(),
+        r().q("Range", "bytes=6-8").cached().expect_status(206).expect_text("234")];
+    /// An optimal HTTP cache stores partial responses and serves smaller ranges from them (absent last-byte-pos) (optimal)
+    #[ignore = "lacquer fails (optimal): the suite's 206 announces bytes 4-9 (6 bytes) with a 5-byte body, which is relayed but never stored; partial.rs content_range, front.rs admit"]
+    partial_store_partial_reuse_partial_absent = "partial-store-partial-reuse-partial-absent" => vec![
+        r().q("Range", "bytes=-5").status(206).h("Cache-Control", "max-age=3600").h("Content-Range", "bytes 4-9/10").body("01234").setup(),
+        r().q("Range", "bytes=6-").cached().expect_status(206).expect_text("234")];
+    /// An optimal HTTP cache stores partial responses and serves smaller ranges from them (suffix-byte-range-spec) (optimal)
+    #[ignore = "lacquer fails (optimal): the suite's 206 announces bytes 4-9 (6 bytes) with a 5-byte body, which is relayed but never stored (and its expected '4' is byte 8, not the last byte 9); partial.rs content_range, front.rs admit"]
+    partial_store_partial_reuse_partial_suffix = "partial-store-partial-reuse-partial-suffix" => vec![
+        r().q("Range", "bytes=-5").status(206).h("Cache-Control", "max-age=3600").h("Content-Range", "bytes 4-9/10").body("01234").setup(),
+        r().q("Range", "bytes=-1").cached().expect_status(206).expect_text("4")];
+    /// An optimal HTTP cache stores partial content and completes it (optimal)
+    #[ignore = "lacquer fails (optimal): a plain GET is never completed from stored parts with a range request for the rest; here it could not be anyway, the part has no strong validator to join by (RFC 9111 3.4); proxy/mod.rs lookup"]
+    partial_store_partial_complete = "partial-store-partial-complete" => vec![
+        r().q("Range", "bytes=-5").status(206).h("Cache-Control", "max-age=3600").h("Content-Range", "bytes 0-4/10").body("01234").setup(),
+        r().expect_req_h("range", "bytes=5-")];
     /// HTTP cache must use header fields from the new response (required)
     partial_use_headers = "partial-use-headers" => vec![
         r().h("Cache-Control", "max-age=3600").h("A", "1").body("01234567890").setup(),

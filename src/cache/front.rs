@@ -19,13 +19,27 @@ use tokio::time::Instant;
 use super::control::CacheControl;
 use super::key::{CacheKey, KeyRules};
 use super::keyhash::KeyHashBuilder;
-use super::object::Object;
+use super::object::{self, Object};
+use super::partial::{self, ContentRange, Parts};
 use super::policy::{self, Freshness, NotStorable, PolicyConfig, RequestDirectives};
 use super::store::{Purged, Rejected, Reservation, Store};
 use super::vary::{self, SecondaryKey, Vary};
 
 /// Most hit-for-miss markers kept: a client requesting endless URLs only churns them.
 const MAX_MARKERS: u64 = 100_000;
+
+/// A URL's incomplete responses live in the store beside its complete ones, under the
+/// URL's hash with these bits flipped: a lookup for the URL never meets a partial
+/// object, and purges by prefix, tag or everything reach both (same URL, own tags).
+const PARTIAL_SALT: u128 = 0x7061_7274_6961_6c20_7061_7274_7320_2e2e;
+
+/// Where `key`'s incomplete responses are stored.
+fn partial_key(key: &CacheKey) -> CacheKey {
+    CacheKey {
+        hash: key.hash ^ PARTIAL_SALT,
+        url: key.url.clone(),
+    }
+}
 
 /// The rules a request is cached under: today the node's, built once per reload.
 #[derive(Debug, Clone)]
@@ -107,7 +121,9 @@ pub enum Admission {
 }
 
 impl Admission {
-    /// Waiters for the same URL may be given this response.
+    /// Waiters for the same URL may be given this response. A part too: a fetch that
+    /// forwards a client's Range is never joined (`Proxy::ranged_miss`), so its waiters
+    /// only share a 206 the origin sent to a whole fill, as the leader's client gets it.
     pub fn shareable(&self) -> bool {
         !matches!(self, Admission::Pass(_))
     }
@@ -143,12 +159,19 @@ pub struct Admitted {
     /// Outgrowing the size limit marks the URL hit-for-miss (not for a request with
     /// credentials: its answer says nothing about the URL).
     marks_url: bool,
+    /// A 206: the range of the representation its body holds ([`Cache::insert_part`]).
+    part: Option<ContentRange>,
 }
 
 impl Admitted {
     /// A body of `size` bytes may still be stored.
     pub fn fits(&self, size: u64) -> bool {
         size <= self.max_size
+    }
+
+    /// A 206 to store with [`Cache::insert_part`], not as a complete object.
+    pub fn is_part(&self) -> bool {
+        self.part.is_some()
     }
 }
 
@@ -236,8 +259,20 @@ impl Cache {
             server_error && resp.stale.is_some_and(|o| !o.status.is_server_error());
         let (cc, targeted) = policy::effective_cache_control(headers, &rules.policy);
         let method = &resp.request.method;
+        // RFC 9111 3.3: a 206 that can be placed in its representation (one range, known
+        // complete length, a body as long as its range) is stored as a part, judged as
+        // the representation it is part of would be; any other 206 stays unstorable.
+        let part = (status == StatusCode::PARTIAL_CONTENT)
+            .then(|| partial::content_range(headers))
+            .flatten()
+            .filter(|r| resp.content_length.map_or(true, |n| n == r.size()));
+        let judged = if part.is_some() {
+            StatusCode::OK
+        } else {
+            status
+        };
         let verdict =
-            policy::storable_with(method, resp.asked, status, headers, &cc, &rules.policy);
+            policy::storable_with(method, resp.asked, judged, headers, &cc, &rules.policy);
         let too_big = resp
             .content_length
             .is_some_and(|n| n > rules.max_object_size);
@@ -315,7 +350,7 @@ impl Cache {
         };
         let t = &resp.times;
         let mut freshness = policy::freshness_with(
-            status,
+            judged,
             headers,
             &cc,
             t.request_time,
@@ -338,6 +373,7 @@ impl Cache {
             secondary,
             max_size: rules.max_object_size,
             marks_url: !resp.asked.credentials,
+            part,
         })
     }
 
@@ -355,9 +391,87 @@ impl Cache {
         self.store.reserve()
     }
 
-    /// Store an object built by one of `Object`'s constructors.
+    /// Store an object built by one of `Object`'s constructors. The URL's parts go: a
+    /// complete response answers every range, and may be of another representation.
     pub fn insert(&self, key: &CacheKey, obj: Arc<Object>) -> Result<(), Rejected> {
-        self.store.insert(key, obj)
+        self.store.insert(key, obj)?;
+        self.drop_parts(key);
+        Ok(())
+    }
+
+    /// The incomplete response stored for this URL that the request's Vary-selected
+    /// fields match: the ranges it holds answer range requests they cover.
+    pub fn lookup_part(&self, key: &CacheKey, req: &HeaderMap) -> Option<Arc<Object>> {
+        self.store
+            .lookup(&partial_key(key), req)
+            .filter(|o| o.parts().is_some())
+    }
+
+    /// Store an admitted 206 (RFC 9111 3.3): joined with the parts stored for its variant
+    /// when both have the same strong validator and length (3.4), else replacing them.
+    /// Parts that make the whole representation become a complete 200. The new part's
+    /// bytes as stored, for readers still behind; None when nothing was stored (a body
+    /// that does not fill its range, or a newer push).
+    pub fn insert_part(
+        &self,
+        key: &CacheKey,
+        headers: &HeaderMap,
+        chunks: &[Bytes],
+        admitted: &Admitted,
+        times: &Times,
+    ) -> Option<Bytes> {
+        let range = admitted.part?;
+        let mut stored = headers.clone();
+        policy::strip_before_store(&mut stored);
+        stored.remove(header::CONTENT_RANGE);
+        stored.remove(header::CONTENT_LENGTH);
+        let validator = partial::validator(&stored);
+        let body = object::stored_body(chunks);
+        let pkey = partial_key(key);
+        let held = self
+            .store
+            .variants(&pkey)
+            .into_iter()
+            .find(|o| o.vary == admitted.vary && o.secondary == admitted.secondary);
+        // RFC 9111 3.4: the new response's fields replace the stored ones, so the joined
+        // parts carry the newest 206's fields and lifetime.
+        let parts = match held
+            .as_ref()
+            .and_then(|o| o.parts())
+            .filter(|p| p.joins(range.complete, validator.as_ref()))
+        {
+            Some(p) => p.with(range, body, admitted.max_size)?,
+            None => Parts::new(range, body, validator)?,
+        };
+        let mine = parts.slice(range.first, range.last)?;
+        if let Some(whole) = parts.whole() {
+            // RFC 9110 15.3.7.3: parts covering the representation are processed as a
+            // complete 200.
+            let obj = Object::with_body(StatusCode::OK, &stored, whole.clone(), admitted, times);
+            return match self.insert(key, Arc::new(obj)) {
+                Ok(()) => Some(mine),
+                Err(e) => {
+                    tracing::debug!(url = %key.url, reason = %e, "joined parts not stored");
+                    None
+                }
+            };
+        }
+        let obj = Object::partial(&stored, parts, admitted, times);
+        match self.store.insert(&pkey, Arc::new(obj)) {
+            Ok(()) => Some(mine),
+            Err(e) => {
+                tracing::debug!(url = %key.url, reason = %e, "part not stored");
+                None
+            }
+        }
+    }
+
+    /// Forget the URL's incomplete responses, when it has any.
+    fn drop_parts(&self, key: &CacheKey) {
+        let pkey = partial_key(key);
+        if !self.store.variants(&pkey).is_empty() {
+            self.store.purge_url(&pkey, false);
+        }
     }
 
     /// A 304 answered the revalidation of `old`: its fields replace the stored ones
@@ -448,8 +562,7 @@ impl Cache {
             version,
             Instant::now(),
         ));
-        self.store
-            .insert(key, obj.clone())
+        self.insert(key, obj.clone())
             .map_err(PushRefused::Rejected)?;
         self.clear_hit_for_miss(key);
         Ok(obj)
@@ -461,7 +574,11 @@ impl Cache {
     pub fn purge(&self, target: Target<'_>, soft: bool) -> Purged {
         match target {
             Target::Url(key) => {
-                let purged = self.store.purge_url(key, soft);
+                let mut purged = self.store.purge_url(key, soft);
+                // A part is not worth keeping stale: it answers only while fresh.
+                let parts = self.store.purge_url(&partial_key(key), false);
+                purged.objects += parts.objects;
+                purged.urls = purged.urls.max(parts.urls);
                 self.clear_hit_for_miss(key);
                 purged
             }
@@ -487,6 +604,7 @@ impl Cache {
     /// response from a desynchronised connection): the objects go, the markers stay.
     pub fn remove(&self, key: &CacheKey) {
         self.store.purge_url(key, false);
+        self.drop_parts(key);
     }
 
     pub fn stats(&self) -> Stats {
@@ -591,6 +709,94 @@ mod tests {
             cache.is_hit_for_miss(&k),
             "later clients do not queue behind it"
         );
+    }
+
+    /// A 206 that can be placed in its representation is judged as that representation
+    /// would be (RFC 9111 3.3); any other 206 stays unstorable.
+    #[test]
+    fn a_placeable_206_is_judged_as_its_representation() {
+        let cache = Cache::new(1 << 20, 4, Duration::from_secs(60));
+        let req = get();
+        let k = key("/p");
+        let part = headers(&[
+            ("cache-control", "max-age=60"),
+            ("content-range", "bytes 0-4/10"),
+            ("content-length", "5"),
+        ]);
+        let Admission::Store(admitted) = cache.admit(&k, &fetched(&req, 206, &part), &rules())
+        else {
+            panic!("a placeable fresh 206 is stored");
+        };
+        assert!(admitted.is_part());
+        let short = headers(&[
+            ("cache-control", "max-age=60"),
+            ("content-range", "bytes 4-9/10"),
+            ("content-length", "5"),
+        ]);
+        let unknown = headers(&[
+            ("cache-control", "max-age=60"),
+            ("content-range", "bytes 0-4/*"),
+        ]);
+        let multipart = headers(&[
+            ("cache-control", "max-age=60"),
+            ("content-type", "multipart/byteranges; boundary=x"),
+        ]);
+        for h in [&short, &unknown, &multipart] {
+            assert!(matches!(
+                cache.admit(&k, &fetched(&req, 206, h), &rules()),
+                Admission::Pass(PassReason::NotStorable(NotStorable::PartialContent))
+            ));
+        }
+        let private = headers(&[
+            ("cache-control", "private, max-age=60"),
+            ("content-range", "bytes 0-4/10"),
+        ]);
+        assert!(matches!(
+            cache.admit(&k, &fetched(&req, 206, &private), &rules()),
+            Admission::Pass(PassReason::NotStorable(NotStorable::Private))
+        ));
+    }
+
+    /// Parts live apart from complete objects: a lookup never meets one, a complete
+    /// insert drops them, and they are charged to the store like bodies.
+    #[test]
+    fn parts_beside_complete_objects() {
+        let cache = Cache::new(1 << 20, 4, Duration::from_secs(60));
+        let req = get();
+        let k = key("/q");
+        let h = headers(&[
+            ("cache-control", "max-age=60"),
+            ("etag", "\"v\""),
+            ("content-range", "bytes 0-9999/20000"),
+        ]);
+        let Admission::Store(admitted) = cache.admit(&k, &fetched(&req, 206, &h), &rules_big())
+        else {
+            panic!("stored");
+        };
+        let body = Bytes::from(vec![b'x'; 10_000]);
+        let mine = cache
+            .insert_part(&k, &h, std::slice::from_ref(&body), &admitted, &now())
+            .unwrap();
+        assert_eq!(mine, body);
+        assert!(cache.lookup(&k, &HeaderMap::new()).is_none());
+        let part = cache.lookup_part(&k, &HeaderMap::new()).unwrap();
+        assert!(!part.headers.to_map().contains_key(header::CONTENT_RANGE));
+        cache.run_pending_tasks();
+        assert!(cache.stats().bytes >= object::body_weight(10_000) as u64);
+        let whole = headers(&[("cache-control", "max-age=60")]);
+        let Admission::Store(a) = cache.admit(&k, &fetched(&req, 200, &whole), &rules_big()) else {
+            panic!("stored");
+        };
+        let obj = Object::fetched(StatusCode::OK, &whole, &[], &a, &now());
+        cache.insert(&k, Arc::new(obj)).unwrap();
+        assert!(cache.lookup_part(&k, &HeaderMap::new()).is_none());
+    }
+
+    fn rules_big() -> Rules {
+        Rules {
+            max_object_size: 1 << 20,
+            ..rules()
+        }
     }
 
     #[test]

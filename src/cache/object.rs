@@ -1,6 +1,7 @@
 //! A stored response and what it takes to reuse it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -10,6 +11,7 @@ use tokio::time::Instant;
 use super::control::CacheControl;
 use super::fields::Fields;
 use super::front::{Admitted, Times};
+use super::partial::Parts;
 use super::policy::{self, Freshness, Usability};
 use super::vary::SecondaryKey;
 
@@ -67,7 +69,8 @@ pub fn stored_body(chunks: &[Bytes]) -> Bytes {
 }
 
 /// One stored response (one variant of a URL). Built only by its constructors
-/// ([`Object::fetched`], [`Object::refreshed`], [`Object::pushed`]), which apply the
+/// ([`Object::fetched`], [`Object::with_body`], [`Object::partial`],
+/// [`Object::refreshed`], [`Object::pushed`]), which apply the
 /// rules every stored object follows (fields stripped as the origin asked, tags read,
 /// Content-Length true to the body).
 #[derive(Debug)]
@@ -89,6 +92,9 @@ pub struct Object {
     pub surrogate_keys: Vec<Box<str>>,
     /// Where the object came from; pushed objects carry a version.
     pub source: Source,
+    /// The ranges held of an incomplete response (a stored 206, `body` empty); None for
+    /// a complete one. Only the cache's partial entries hold these (`Cache::lookup_part`).
+    parts: Option<Arc<Parts>>,
 }
 
 /// How an object entered the cache, which decides what may replace it.
@@ -129,9 +135,21 @@ impl Object {
         admitted: &Admitted,
         times: &Times,
     ) -> Object {
-        let body = stored_body(chunks);
         let mut stored = headers.clone();
         policy::strip_before_store(&mut stored);
+        Object::with_body(status, &stored, stored_body(chunks), admitted, times)
+    }
+
+    /// A fetched response with its body in place, fields already stripped for storing
+    /// (a fetched 200, or one whose parts were joined into the whole representation).
+    pub fn with_body(
+        status: StatusCode,
+        stored: &HeaderMap,
+        body: Bytes,
+        admitted: &Admitted,
+        times: &Times,
+    ) -> Object {
+        let mut stored = stored.clone();
         stored.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         Object {
             status,
@@ -147,7 +165,35 @@ impl Object {
             source: Source::Fetched {
                 started: times.started,
             },
+            parts: None,
         }
+    }
+
+    /// An incomplete response: the ranges held of one representation, with the fields
+    /// of the 206 that last added to them (RFC 9111 3.4), stripped for storing and
+    /// without Content-Range and Content-Length, which each answer sets for its range.
+    pub fn partial(stored: &HeaderMap, parts: Parts, admitted: &Admitted, times: &Times) -> Object {
+        Object {
+            status: StatusCode::PARTIAL_CONTENT,
+            surrogate_keys: surrogate_keys(stored),
+            headers: Fields::from_map(stored),
+            body: Bytes::new(),
+            freshness: admitted.freshness,
+            stored_at: times.received,
+            vary: admitted.vary.clone(),
+            secondary: admitted.secondary.clone(),
+            public: admitted.public,
+            hits: AtomicU64::new(0),
+            source: Source::Fetched {
+                started: times.started,
+            },
+            parts: Some(Arc::new(parts)),
+        }
+    }
+
+    /// The ranges held, for an incomplete response.
+    pub fn parts(&self) -> Option<&Parts> {
+        self.parts.as_deref()
     }
 
     /// `old` revalidated by a 304: the same body and variant, with the merged fields
@@ -172,6 +218,7 @@ impl Object {
             source: Source::Fetched {
                 started: times.started,
             },
+            parts: old.parts.clone(),
         }
     }
 
@@ -198,6 +245,7 @@ impl Object {
             public: true,
             hits: AtomicU64::new(0),
             source: Source::Pushed { at, version },
+            parts: None,
         }
     }
 
@@ -243,6 +291,7 @@ impl Object {
             + secondary
             + tags
             + body_weight(self.body.len())
+            + self.parts().map_or(0, Parts::weight)
             + self.vary.len() * 32
     }
 
@@ -268,6 +317,7 @@ impl Object {
             hits: AtomicU64::new(self.hits.load(Ordering::Relaxed)),
             surrogate_keys: self.surrogate_keys.clone(),
             source: self.source,
+            parts: self.parts.clone(),
         }
     }
 
@@ -291,6 +341,7 @@ impl Object {
             hits: AtomicU64::new(0),
             surrogate_keys,
             source,
+            parts: None,
         }
     }
 

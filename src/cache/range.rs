@@ -43,6 +43,12 @@ pub fn evaluate(req: &HeaderMap, resp: &HeaderMap, len: u64) -> RangeOutcome {
     }
 }
 
+/// The request asks one byte range this module understands (`evaluate` would not
+/// ignore it): such a request can be forwarded as it is and its 206 stored as a part.
+pub fn is_single_range(req: &HeaderMap) -> bool {
+    single_value(req).is_some_and(|v| parse_byte_range(v.as_bytes()).is_some())
+}
+
 /// `Content-Range` for a 206: "bytes a-b/len".
 pub fn content_range(start: u64, end_inclusive: u64, len: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("bytes {start}-{end_inclusive}/{len}"))

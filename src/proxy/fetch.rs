@@ -277,6 +277,14 @@ struct Fill<'a> {
 impl Fill<'_> {
     /// Insert the object; its body when it is in the store.
     fn store(&self, chunks: &[Bytes]) -> Option<Bytes> {
+        if self.admitted.is_part() {
+            let cache = &self.proxy.cache;
+            let body = cache.insert_part(self.key, self.headers, chunks, self.admitted, self.times);
+            if body.is_some() {
+                undo_on_desync(self.proxy, self.exchange, self.key);
+            }
+            return body;
+        }
         let obj = Object::fetched(self.status, self.headers, chunks, self.admitted, self.times);
         let body = obj.body.clone();
         match self.proxy.cache.insert(self.key, Arc::new(obj)) {

@@ -143,6 +143,13 @@ pub fn strip_client_conditionals(headers: &mut HeaderMap) {
     remove_listed(headers, &CLIENT_CONDITIONALS);
 }
 
+/// The request carries a precondition other than If-Range (RFC 9110 13.1).
+pub fn has_client_preconditions(headers: &HeaderMap) -> bool {
+    CLIENT_CONDITIONALS[..4]
+        .iter()
+        .any(|n| headers.contains_key(n))
+}
+
 /// Append this hop to `Via` (RFC 9110 7.6.3).
 /// Put `entry` after the members `name` already has (every line of it), as one line:
 /// the order of a list field that each hop extends.

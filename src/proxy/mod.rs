@@ -745,15 +745,71 @@ impl Proxy {
                 }
             },
             None => {
+                // Only a complete copy's absence lets parts answer: a stale complete copy
+                // is revalidated whole, as before.
+                let ranged =
+                    parts.method == Method::GET && parts.headers.contains_key(header::RANGE);
+                let part = ranged
+                    .then(|| self.cache.lookup_part(&ctx.key, &parts.headers))
+                    .flatten()
+                    .filter(|o| !ctx.asked.credentials || o.public);
+                if let Some(obj) = part.as_ref() {
+                    if obj.usability(now, cc) == Usability::Fresh {
+                        if let Some(answer) =
+                            respond::from_parts(&parts, obj, now, CacheStatus::hit())
+                        {
+                            return answer;
+                        }
+                    }
+                }
                 if cc.only_if_cached {
                     return (
                         synthetic(StatusCode::GATEWAY_TIMEOUT, "not cached"),
                         CacheStatus::fwd("request"),
                     );
                 }
+                if self.forwards_range(ctx, &parts, part.is_some()) {
+                    return Box::pin(self.ranged_miss(ctx, parts)).await;
+                }
                 Box::pin(self.miss(ctx, parts, None, None)).await
             }
         }
+    }
+
+    /// A range request with no complete copy stored is sent to the origin with its Range
+    /// (and If-Range) when the origin is known to answer this URL in parts (a part is
+    /// stored) or the URL's answers are not shared anyway (hit-for-miss: uncacheable, or
+    /// larger than `max_object_size`), so the origin sends the bytes asked rather than
+    /// the whole object. Otherwise the fill fetches the whole object, shared with every
+    /// request waiting for it, and each range is cut from it. Only a single byte range
+    /// with no precondition but If-Range is forwarded: anything else keeps the
+    /// whole-object fill, from which lacquer answers it as before.
+    fn forwards_range(&self, ctx: &Ctx, parts: &request::Parts, has_part: bool) -> bool {
+        parts.method == Method::GET
+            && crate::cache::range::is_single_range(&parts.headers)
+            && !headers::has_client_preconditions(&parts.headers)
+            && (has_part || self.cache.is_hit_for_miss(&ctx.key))
+    }
+
+    /// A fetch of the client's range alone: never joined by other requests (they may
+    /// want other bytes), its 206 relayed and, when storable, stored as a part.
+    async fn ranged_miss(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        parts: Arc<request::Parts>,
+    ) -> (Response<ProxyBody>, CacheStatus) {
+        let mut job = self.fetch_job(ctx, &parts, None);
+        for name in [header::RANGE, header::IF_RANGE] {
+            for value in parts.headers.get_all(&name) {
+                job.origin_request.headers.append(&name, value.clone());
+            }
+        }
+        let (writer, waiter) = self.coalescer.detached(&ctx.key, &parts, true);
+        tokio::spawn(fetch::run(self.clone(), writer, job));
+        let mut st = CacheStatus::fwd("miss");
+        st.detail = Some("range");
+        let outcome = self.wait(waiter, false).await;
+        self.deliver(&parts, outcome, None, st)
     }
 
     /// Steps: coalesce, fetch, failure. Join the in-flight fetch for this key or lead one;
@@ -882,13 +938,7 @@ impl Proxy {
                 }
                 status.fwd_status = Some(head.status.as_u16());
                 status.stored = head.stored;
-                let mut resp = Response::new(ProxyBody::empty());
-                *resp.status_mut() = head.status;
-                *resp.headers_mut() = head.headers.clone();
-                if parts.method != Method::HEAD {
-                    *resp.body_mut() = ProxyBody::coalesced(reader);
-                }
-                (resp, status)
+                (respond::from_stream(parts, &head, reader), status)
             }
             Outcome::Object(obj) => {
                 status.fwd_status = Some(304);

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use crate::body::ProxyBody;
 use crate::cache::object::Object;
 use crate::cache::{conditional, policy, range};
+use crate::coalesce::{BodyReader, ResponseHead};
 
 /// How the cache handled a request, as RFC 9211 `Cache-Status` parameters and as the
 /// access log's / metrics' result.
@@ -164,6 +165,118 @@ pub fn from_object(
     *resp.status_mut() = code;
     *resp.headers_mut() = headers;
     (resp, status)
+}
+
+/// A fetched response streamed to this client: for a GET with a single byte range of a
+/// 200 whose length is known, only that range (206, or 416 beyond its end), so a range
+/// request that fills the whole object is not answered with all of it; HEAD without a
+/// body; else the whole response.
+pub fn from_stream(
+    req: &request::Parts,
+    head: &ResponseHead,
+    reader: BodyReader,
+) -> Response<ProxyBody> {
+    let mut resp = Response::new(ProxyBody::empty());
+    *resp.status_mut() = head.status;
+    *resp.headers_mut() = head.headers.clone();
+    if req.method == Method::HEAD {
+        return resp;
+    }
+    let len = head.content_length.filter(|_| {
+        req.method == Method::GET
+            && head.status == StatusCode::OK
+            && req.headers.contains_key(header::RANGE)
+    });
+    let Some(len) = len else {
+        *resp.body_mut() = ProxyBody::coalesced(reader);
+        return resp;
+    };
+    match range::evaluate(&req.headers, &head.headers, len) {
+        range::RangeOutcome::Full => *resp.body_mut() = ProxyBody::coalesced(reader),
+        range::RangeOutcome::Partial {
+            start,
+            end_inclusive,
+        } => {
+            let size = end_inclusive - start + 1;
+            *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+            let h = resp.headers_mut();
+            h.insert(
+                header::CONTENT_RANGE,
+                range::content_range(start, end_inclusive, len),
+            );
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+            h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            *resp.body_mut() = ProxyBody::sliced(reader, start, size);
+        }
+        range::RangeOutcome::Unsatisfiable => {
+            resp = synthetic(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable");
+            resp.headers_mut()
+                .insert(header::CONTENT_RANGE, range::unsatisfied_range(len));
+        }
+    }
+    resp
+}
+
+/// Answer a range request from a stored incomplete response, when its parts hold the
+/// whole range asked (RFC 9111 3.3); None sends the request on to the origin: no single
+/// byte range, a failed If-Range, or bytes not held. Preconditions are evaluated as for
+/// a complete copy: the validators are the representation's.
+pub fn from_parts(
+    req: &request::Parts,
+    obj: &Arc<Object>,
+    now: Instant,
+    mut status: CacheStatus,
+) -> Option<(Response<ProxyBody>, CacheStatus)> {
+    let parts = obj.parts()?;
+    if req.method != Method::GET {
+        return None;
+    }
+    let age = obj.age(now);
+    let mut headers = obj.headers.to_map_with(6);
+    headers.insert(header::AGE, policy::age_header(age));
+    let len = parts.complete_length();
+    let answer = match range::evaluate(&req.headers, &headers, len) {
+        range::RangeOutcome::Full => return None,
+        range::RangeOutcome::Unsatisfiable => None,
+        range::RangeOutcome::Partial {
+            start,
+            end_inclusive,
+        } => Some((start, end_inclusive, parts.slice(start, end_inclusive)?)),
+    };
+    obj.hit();
+    status.ttl = Some(obj.freshness.lifetime.as_secs() as i64 - age.as_secs() as i64);
+    status.detail = Some("partial");
+    match conditional::evaluate(&req.method, &req.headers, StatusCode::OK, &headers) {
+        conditional::Precondition::NotModified => {
+            let mut h = conditional::not_modified_headers(&headers);
+            h.insert(header::AGE, policy::age_header(age));
+            let mut resp = Response::new(ProxyBody::empty());
+            *resp.status_mut() = StatusCode::NOT_MODIFIED;
+            *resp.headers_mut() = h;
+            return Some((resp, status));
+        }
+        conditional::Precondition::Failed => {
+            let resp = synthetic(StatusCode::PRECONDITION_FAILED, "precondition failed");
+            return Some((resp, status));
+        }
+        conditional::Precondition::Proceed => {}
+    }
+    let Some((start, end_inclusive, body)) = answer else {
+        let mut resp = synthetic(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable");
+        resp.headers_mut()
+            .insert(header::CONTENT_RANGE, range::unsatisfied_range(len));
+        return Some((resp, status));
+    };
+    headers.insert(
+        header::CONTENT_RANGE,
+        range::content_range(start, end_inclusive, len),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len() as u64));
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    let mut resp = Response::new(ProxyBody::full(body));
+    *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+    *resp.headers_mut() = headers;
+    Some((resp, status))
 }
 
 fn slice(body: &Bytes, start: u64, end_inclusive: u64) -> Bytes {
