@@ -38,6 +38,8 @@ pin_project_lite::pin_project! {
         Full { data: Option<Bytes> },
         Coalesced { #[pin] reader: BodyReader },
         Stream { #[pin] inner: Guarded },
+        // Boxed: it holds a body of this type, and an encoder's state.
+        Compressed { inner: Box<crate::compress::stream::Compressing> },
     }
 }
 
@@ -52,6 +54,13 @@ impl ProxyBody {
             ProxyBody::Empty
         } else {
             ProxyBody::Full { data: Some(data) }
+        }
+    }
+
+    /// A body compressed as it streams (`crate::compress`).
+    pub fn compressed(inner: crate::compress::stream::Compressing) -> Self {
+        ProxyBody::Compressed {
+            inner: Box::new(inner),
         }
     }
 
@@ -96,6 +105,7 @@ impl Body for ProxyBody {
             ProxyBodyProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             ProxyBodyProj::Coalesced { reader } => reader.poll_frame(cx),
             ProxyBodyProj::Stream { inner } => inner.poll_frame(cx),
+            ProxyBodyProj::Compressed { inner } => Pin::new(&mut **inner).poll_frame(cx),
         }
     }
 
@@ -105,6 +115,7 @@ impl Body for ProxyBody {
             ProxyBody::Full { data } => data.is_none(),
             ProxyBody::Coalesced { reader } => reader.is_end_stream(),
             ProxyBody::Stream { inner } => inner.inner.is_end_stream(),
+            ProxyBody::Compressed { inner } => inner.is_end_stream(),
         }
     }
 
@@ -116,6 +127,7 @@ impl Body for ProxyBody {
             }
             ProxyBody::Coalesced { reader } => reader.size_hint(),
             ProxyBody::Stream { inner } => inner.inner.size_hint(),
+            ProxyBody::Compressed { .. } => SizeHint::default(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! A stored response and what it takes to reuse it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -8,6 +9,7 @@ use http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use tokio::time::Instant;
 
 use super::control::CacheControl;
+use crate::compress::{Encoding, Encodings};
 use super::fields::Fields;
 use super::front::{Admitted, Times};
 use super::policy::{self, Freshness, Usability};
@@ -89,6 +91,8 @@ pub struct Object {
     pub surrogate_keys: Vec<Box<str>>,
     /// Where the object came from; pushed objects carry a version.
     pub source: Source,
+    /// Encoded copies of the body, made after the object was stored (`crate::compress`).
+    encodings: Option<Arc<Encodings>>,
 }
 
 /// How an object entered the cache, which decides what may replace it.
@@ -147,6 +151,7 @@ impl Object {
             source: Source::Fetched {
                 started: times.started,
             },
+            encodings: None,
         }
     }
 
@@ -172,6 +177,8 @@ impl Object {
             source: Source::Fetched {
                 started: times.started,
             },
+            // The same body, so the same encodings.
+            encodings: old.encodings.clone(),
         }
     }
 
@@ -198,6 +205,7 @@ impl Object {
             public: true,
             hits: AtomicU64::new(0),
             source: Source::Pushed { at, version },
+            encodings: None,
         }
     }
 
@@ -243,7 +251,25 @@ impl Object {
             + secondary
             + tags
             + body_weight(self.body.len())
+            + self.encodings.as_ref().map_or(0, |e| e.weight())
             + self.vary.len() * 32
+    }
+
+    /// The body in `encoding`, when a copy was made.
+    pub fn encoded(&self, encoding: Encoding) -> Option<&Bytes> {
+        self.encodings.as_ref()?.get(encoding)
+    }
+
+    pub fn has_encodings(&self) -> bool {
+        self.encodings.is_some()
+    }
+
+    /// This object with encoded copies of its body: the same response, freshness and
+    /// hit count, for replacing it in the store.
+    pub fn with_encodings(&self, encodings: Encodings) -> Object {
+        let mut twin = self.with_freshness(self.freshness, self.stored_at);
+        twin.encodings = Some(Arc::new(encodings));
+        twin
     }
 
     pub fn hit(&self) -> u64 {
@@ -268,6 +294,7 @@ impl Object {
             hits: AtomicU64::new(self.hits.load(Ordering::Relaxed)),
             surrogate_keys: self.surrogate_keys.clone(),
             source: self.source,
+            encodings: self.encodings.clone(),
         }
     }
 
@@ -291,6 +318,7 @@ impl Object {
             hits: AtomicU64::new(0),
             surrogate_keys,
             source,
+            encodings: None,
         }
     }
 

@@ -373,6 +373,38 @@ impl Store {
         verdict
     }
 
+    /// Replace the variant `old` with `new` (the same response, grown: its encodings),
+    /// only if `old` is still stored: a newer fetch, a refresh or a purge since then
+    /// wins. Not an insertion: the counters stay. True when replaced.
+    pub fn upgrade(&self, key: &CacheKey, old: &Arc<Object>, new: Arc<Object>) -> bool {
+        let mut weight = None;
+        self.cache.entry(key.hash).and_compute_with(|current| {
+            let Some(cur) = current.map(|c| c.into_value()) else {
+                return Op::Nop;
+            };
+            if cur.url != key.url {
+                return Op::Nop;
+            }
+            let Some(at) = cur.variants.iter().position(|o| Arc::ptr_eq(o, old)) else {
+                return Op::Nop;
+            };
+            let mut variants = cur.variants.clone();
+            variants[at] = new.clone();
+            let entry = Arc::new(Entry {
+                url: cur.url.clone(),
+                variants,
+                id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            });
+            self.index.replace(key.hash, Some(&cur), &entry);
+            weight = Some(entry.weight());
+            Op::Put(entry)
+        });
+        if let Some(w) = weight {
+            self.settle_after(u64::from(w));
+        }
+        weight.is_some()
+    }
+
     /// Remove every variant of a URL (hard), or mark them stale (soft).
     pub fn purge_url(&self, key: &CacheKey, soft: bool) -> Purged {
         if soft {

@@ -133,6 +133,7 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
         headers: &parts.headers,
         admitted,
         times: &times,
+        compression: ctx.site.compression(),
     });
 
     let idle = proxy.settings.response_idle(&parts.headers);
@@ -175,12 +176,13 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
             return;
         }
         if let Some(fill) = fill.as_ref().filter(|_| storing) {
-            if let Some(body) = fill.store(&early) {
+            if let Some(obj) = fill.store(&early) {
                 stored = true;
                 // Readers get the stored copy: the chunks can go now, not after them.
-                if !body.is_empty() {
-                    early = vec![body];
+                if !obj.body.is_empty() {
+                    early = vec![obj.body.clone()];
                 }
+                fill.encode(obj);
             }
         }
         storing = false;
@@ -252,10 +254,11 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
     }
 
     if let Some(fill) = fill.as_ref().filter(|_| storing) {
-        if let Some(body) = fill.store(&writer.body_chunks()) {
+        if let Some(obj) = fill.store(&writer.body_chunks()) {
             // Readers still behind read the stored copy: the body is held once, not twice
             // (the arrived chunks and the stored copy) until the slowest reader is done.
-            writer.rebase(&body);
+            writer.rebase(&obj.body);
+            fill.encode(obj);
         }
     }
     drop(claim);
@@ -272,22 +275,38 @@ struct Fill<'a> {
     headers: &'a http::HeaderMap,
     admitted: &'a Admitted,
     times: &'a Times,
+    compression: Option<&'a Arc<crate::compress::Policy>>,
 }
 
 impl Fill<'_> {
-    /// Insert the object; its body when it is in the store.
-    fn store(&self, chunks: &[Bytes]) -> Option<Bytes> {
-        let obj = Object::fetched(self.status, self.headers, chunks, self.admitted, self.times);
-        let body = obj.body.clone();
-        match self.proxy.cache.insert(self.key, Arc::new(obj)) {
+    /// Insert the object; the object when it is in the store.
+    fn store(&self, chunks: &[Bytes]) -> Option<Arc<Object>> {
+        let obj = Arc::new(Object::fetched(
+            self.status,
+            self.headers,
+            chunks,
+            self.admitted,
+            self.times,
+        ));
+        match self.proxy.cache.insert(self.key, obj.clone()) {
             Ok(()) => {
                 undo_on_desync(self.proxy, self.exchange, self.key);
-                Some(body)
+                Some(obj)
             }
             Err(e) => {
                 tracing::debug!(url = %self.key.url, reason = %e, "fetched object not stored");
                 None
             }
+        }
+    }
+}
+
+impl Fill<'_> {
+    /// Make the site's stored encodings of an object just stored, in the background:
+    /// its readers have their body already, only later hits wait for the encodings.
+    fn encode(&self, obj: Arc<Object>) {
+        if let Some(policy) = self.compression {
+            policy.encode_stored(&self.proxy.cache, self.key, obj);
         }
     }
 }

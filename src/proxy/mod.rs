@@ -365,6 +365,12 @@ impl Proxy {
             let host = authority_of(&parts).unwrap_or_default().to_owned();
             (parts.uri.clone(), host)
         });
+        // What the client accepts, read before the request moves on. A request another
+        // node forwarded gets identity: that node compresses for its own client.
+        let compression = site
+            .compression()
+            .filter(|_| !forwarded)
+            .and_then(|p| Some((p, crate::compress::Asked::of(&parts)?)));
         let Some(ctx) = self.context(&parts, client, https, site.clone(), (who, forwarded)) else {
             return (
                 synthetic(StatusCode::BAD_REQUEST, "missing or invalid Host"),
@@ -373,6 +379,9 @@ impl Proxy {
             );
         };
         let (mut resp, status) = self.classify(&ctx, parts, body, cookie_pass).await;
+        if let Some((policy, asked)) = compression {
+            policy.respond(&asked, &mut resp);
+        }
         if let Some((uri, host)) = edited {
             let vars = self.vars(&site, &uri, &host, who, https, status.result());
             site.response_edits().apply(resp.headers_mut(), &vars);
