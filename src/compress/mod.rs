@@ -205,7 +205,12 @@ impl Policy {
     /// encoding is chosen serves the stored one or compresses on the fly, with
     /// Content-Encoding, the encoding's Content-Length (none on the fly), a weak ETag
     /// and no Accept-Ranges (ranges are of the identity body only).
-    pub fn respond(&self, asked: &Asked, resp: &mut Response<ProxyBody>) -> Option<Encoding> {
+    /// Returns the encoding sent and where it came from (`stored`, `on-the-fly`).
+    pub fn respond(
+        &self,
+        asked: &Asked,
+        resp: &mut Response<ProxyBody>,
+    ) -> Option<(Encoding, &'static str)> {
         let stored = resp.extensions_mut().remove::<FromStore>();
         if resp.status() == StatusCode::NOT_MODIFIED {
             // A 304 describes the representation a 200 would have carried.
@@ -225,6 +230,11 @@ impl Policy {
         let encoding = asked.encoding?;
         let from_store = stored.and_then(|s| s.0.encoded(encoding).cloned());
         let headers = resp.headers_mut();
+        let source = if from_store.is_some() {
+            "stored"
+        } else {
+            "on-the-fly"
+        };
         if let Some(body) = from_store {
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
             if !asked.head {
@@ -254,7 +264,7 @@ impl Policy {
         );
         headers.remove(header::ACCEPT_RANGES);
         weaken_etag(headers);
-        Some(encoding)
+        Some((encoding, source))
     }
 }
 

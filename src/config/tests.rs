@@ -158,6 +158,15 @@ fn shipped_config_sets_every_key() {
         "fanout_retries",
         "purge_log_size",
         "hot_key_threshold",
+        "min_size",
+        "types",
+        "store",
+        "brotli_level",
+        "gzip_level",
+        "on_the_fly",
+        "on_the_fly_brotli_level",
+        "on_the_fly_gzip_level",
+        "on_the_fly_max_streams",
     ] {
         assert!(
             text.lines().any(|l| l

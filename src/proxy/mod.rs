@@ -380,7 +380,9 @@ impl Proxy {
         };
         let (mut resp, status) = self.classify(&ctx, parts, body, cookie_pass).await;
         if let Some((policy, asked)) = compression {
-            policy.respond(&asked, &mut resp);
+            if let Some((encoding, source)) = policy.respond(&asked, &mut resp) {
+                self.metrics.compressed(encoding.name(), source);
+            }
         }
         if let Some((uri, host)) = edited {
             let vars = self.vars(&site, &uri, &host, who, https, status.result());
