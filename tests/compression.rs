@@ -443,3 +443,38 @@ async fn stored_encodings_count_in_the_cache_bytes() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn pushed_objects_get_stored_encodings() {
+    within(30, async {
+        let origin = Origin::start(|_, _| Reply::ok("origin").cc("max-age=60")).await;
+        let mut cfg = config(&[origin.addr]);
+        cfg.admin.enabled = true;
+        let node = start(cfg).await;
+        let body = json(12 * 1024);
+        let url: String = node
+            .url("/pushed")
+            .bytes()
+            .map(|b| match b {
+                b':' => "%3A".to_owned(),
+                b'/' => "%2F".to_owned(),
+                _ => char::from(b).to_string(),
+            })
+            .collect();
+        let pushed = send(
+            &node.client,
+            node.admin_addr(),
+            Method::PUT,
+            &format!("/objects?url={url}&ttl=120"),
+            &[("content-type", "application/json")],
+            body.clone(),
+        )
+        .await;
+        assert_eq!(pushed.status, 201, "{}", pushed.text());
+        let br = until_stored_encoding(&node, "/pushed").await;
+        assert_eq!(decoded(&br), body);
+        assert_eq!(origin.count("/pushed"), 0);
+        node.stop().await;
+    })
+    .await;
+}

@@ -198,18 +198,26 @@ impl Proxy {
     /// The cache rules of the site a GET for the absolute `url` goes to; the node's own
     /// (`[cache]`) when no site takes it.
     pub fn rules_for(&self, url: &str) -> &Rules {
-        let routed = url.parse::<http::Uri>().ok().and_then(|uri| {
-            let https = uri.scheme_str() == Some("https");
-            let authority = uri.authority()?;
-            match self
-                .sites
-                .route(authority.as_str(), uri.path(), &Method::GET, https)
-            {
-                Routed::Site(site) => Some(&site.rules().cache),
-                _ => None,
-            }
-        });
-        routed.unwrap_or(&self.fallback_rules)
+        self.site_for(url)
+            .map_or(&self.fallback_rules, |site| &site.rules().cache)
+    }
+
+    /// How the site a GET for the absolute `url` goes to compresses, if it does.
+    pub fn compression_for(&self, url: &str) -> Option<&Arc<crate::compress::Policy>> {
+        self.site_for(url)?.compression()
+    }
+
+    fn site_for(&self, url: &str) -> Option<&Arc<Site>> {
+        let uri = url.parse::<http::Uri>().ok()?;
+        let https = uri.scheme_str() == Some("https");
+        let authority = uri.authority()?;
+        match self
+            .sites
+            .route(authority.as_str(), uri.path(), &Method::GET, https)
+        {
+            Routed::Site(site) => Some(site),
+            _ => None,
+        }
     }
 
     pub fn settings(&self) -> &Settings {
