@@ -586,6 +586,41 @@ mod tests {
     }
 
     #[test]
+    fn upgrade_replaces_only_the_object_still_stored() {
+        use crate::compress::{Encoding, Encodings};
+        let store = Store::new(1 << 24, 4);
+        let k = key("/doc");
+        let body = vec![b'x'; 20_000];
+        let enc = || Encodings::encode(&body, &[Encoding::Br, Encoding::Gzip], 5, 6);
+        let old = obj(&["t"], fetched(), 20_000);
+        store.insert(&k, old.clone()).unwrap();
+        store.run_pending_tasks();
+        let before = store.weighted_size();
+        let twin = Arc::new(old.with_encodings(enc()));
+        assert!(twin.weight() > old.weight());
+        assert!(store.upgrade(&k, &old, twin.clone()));
+        store.run_pending_tasks();
+        let got = store.lookup(&k, &HeaderMap::new()).unwrap();
+        assert!(Arc::ptr_eq(&got, &twin) && got.encoded(Encoding::Gzip).is_some());
+        assert_eq!(
+            store.weighted_size() - before,
+            (twin.weight() - old.weight()) as u64
+        );
+        // Tags still lead to it.
+        assert_eq!(store.purge_tag("t", true).objects, 1);
+        // A newer object was stored meanwhile: the late twin of the old one loses.
+        let newer = obj(&[], fetched(), 10);
+        store.insert(&k, newer.clone()).unwrap();
+        assert!(!store.upgrade(&k, &old, Arc::new(old.with_encodings(enc()))));
+        let got = store.lookup(&k, &HeaderMap::new()).unwrap();
+        assert!(Arc::ptr_eq(&got, &newer));
+        // Purged meanwhile: nothing comes back.
+        store.purge_url(&k, false);
+        assert!(!store.upgrade(&k, &newer, Arc::new(newer.with_encodings(enc()))));
+        assert!(store.lookup(&k, &HeaderMap::new()).is_none());
+    }
+
+    #[test]
     fn tag_index_follows_replacement_purge_and_eviction() {
         let store = Store::new(1 << 20, 4);
         store
