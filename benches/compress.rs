@@ -8,8 +8,18 @@ use lacquer::compress::store::{brotli, gzip};
 /// About 50 KiB of a live-scores API answer: repeated keys, varying values.
 fn document() -> Vec<u8> {
     let teams = [
-        "Arsenal", "Chelsea", "Liverpool", "Everton", "Leeds United", "Brighton", "Fulham",
-        "Brentford", "Wolves", "Newcastle", "Aston Villa", "West Ham",
+        "Arsenal",
+        "Chelsea",
+        "Liverpool",
+        "Everton",
+        "Leeds United",
+        "Brighton",
+        "Fulham",
+        "Brentford",
+        "Wolves",
+        "Newcastle",
+        "Aston Villa",
+        "West Ham",
     ];
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     let mut next = |n: u64| {

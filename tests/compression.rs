@@ -169,7 +169,12 @@ async fn head_range_and_conditional_requests() {
 
         // HEAD: the headers of the chosen representation.
         let head = node
-            .send(Method::HEAD, "/doc", &[("accept-encoding", "br")], Bytes::new())
+            .send(
+                Method::HEAD,
+                "/doc",
+                &[("accept-encoding", "br")],
+                Bytes::new(),
+            )
             .await;
         assert_eq!(head.header("content-encoding"), Some("br"));
         assert_eq!(
@@ -201,9 +206,7 @@ async fn head_range_and_conditional_requests() {
         assert_eq!(not_modified.status, 304);
         assert_eq!(not_modified.header("etag"), Some("W/\"v1\""));
         assert!(vary_lists_accept_encoding(&not_modified));
-        let identity_304 = node
-            .get_with("/doc", &[("if-none-match", "\"v1\"")])
-            .await;
+        let identity_304 = node.get_with("/doc", &[("if-none-match", "\"v1\"")]).await;
         assert_eq!(identity_304.status, 304);
         assert_eq!(identity_304.header("etag"), Some("\"v1\""));
         assert_eq!(origin.count("/doc"), 1);
@@ -288,7 +291,9 @@ async fn compression_can_be_turned_off_globally_and_per_site() {
         cfg.compression.enabled = false;
         let node = start(cfg).await;
         for _ in 0..3 {
-            let got = node.get_with("/a", &[("accept-encoding", "gzip, br")]).await;
+            let got = node
+                .get_with("/a", &[("accept-encoding", "gzip, br")])
+                .await;
             assert_eq!(got.header("content-encoding"), None);
             assert!(!vary_lists_accept_encoding(&got));
             assert_eq!(got.body, body);
@@ -321,7 +326,10 @@ async fn compression_can_be_turned_off_globally_and_per_site() {
 
 /// An uncached (no-store) chunked text response, sent in two parts: the second only
 /// once `go` is notified.
-async fn two_part_origin(first: &'static str, second: &'static str) -> (SocketAddr, Arc<tokio::sync::Notify>) {
+async fn two_part_origin(
+    first: &'static str,
+    second: &'static str,
+) -> (SocketAddr, Arc<tokio::sync::Notify>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let go = Arc::new(tokio::sync::Notify::new());
@@ -355,8 +363,10 @@ async fn pass_through_is_compressed_as_it_streams() {
     within(30, async {
         let first = "first part of the live answer; ".repeat(60);
         let second = "second part, sent only after the client decoded the first. ".repeat(40);
-        let (first, second): (&'static str, &'static str) =
-            (Box::leak(first.into_boxed_str()), Box::leak(second.into_boxed_str()));
+        let (first, second): (&'static str, &'static str) = (
+            Box::leak(first.into_boxed_str()),
+            Box::leak(second.into_boxed_str()),
+        );
         for encoding in ["gzip", "br"] {
             let (addr, go) = two_part_origin(first, second).await;
             let node = start(config(&[addr])).await;
@@ -376,7 +386,9 @@ async fn pass_through_is_compressed_as_it_streams() {
             let mut out_len = 0;
             while out_len < first.len() {
                 let frame = body.frame().await.unwrap().unwrap();
-                let Ok(data) = frame.into_data() else { continue };
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
                 received.extend_from_slice(&data);
                 // What everything received so far decodes to.
                 let so_far = match encoding {
@@ -394,7 +406,9 @@ async fn pass_through_is_compressed_as_it_streams() {
                     }
                 };
                 out_len = so_far.len();
-                assert!(first.as_bytes().starts_with(&so_far[..out_len.min(first.len())]));
+                assert!(first
+                    .as_bytes()
+                    .starts_with(&so_far[..out_len.min(first.len())]));
             }
             assert_eq!(out_len, first.len());
             go.notify_one();
@@ -432,8 +446,16 @@ async fn stored_encodings_count_in_the_cache_bytes() {
             r.proxy().cache().stats().bytes
         };
         let (identity_only, with_encodings) = (bytes(&plain), bytes(&node));
-        let br = node.get_with("/x", &[("accept-encoding", "br")]).await.body.len();
-        let gz = node.get_with("/x", &[("accept-encoding", "gzip")]).await.body.len();
+        let br = node
+            .get_with("/x", &[("accept-encoding", "br")])
+            .await
+            .body
+            .len();
+        let gz = node
+            .get_with("/x", &[("accept-encoding", "gzip")])
+            .await
+            .body
+            .len();
         assert!(
             with_encodings >= identity_only + (br + gz) as u64,
             "{identity_only} + {br} + {gz} > {with_encodings}"

@@ -9,11 +9,11 @@ use http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use tokio::time::Instant;
 
 use super::control::CacheControl;
-use crate::compress::{Encoding, Encodings};
 use super::fields::Fields;
 use super::front::{Admitted, Times};
 use super::policy::{self, Freshness, Usability};
 use super::vary::SecondaryKey;
+use crate::compress::{Encoding, Encodings};
 
 /// Bytes charged per object beyond headers and body: the `Object` and `Entry`
 /// structs, moka's node and timer wheel entry, the Arcs, the URL, allocator slack.

@@ -158,12 +158,19 @@ impl Policy {
         !CacheControl::parse(headers.get_all(header::CACHE_CONTROL)).no_transform
     }
 
+    /// Patterns are lowercase (validated); the response's type may be in any case.
     fn type_listed(&self, media: &str) -> bool {
-        let media = media.to_ascii_lowercase();
+        let media = media.as_bytes();
         self.types.iter().any(|p| match p {
-            TypePattern::Exact(t) => media == **t,
-            TypePattern::Major(m) => media.starts_with(&**m) && media.len() > m.len(),
-            TypePattern::Suffix(s) => media.contains('/') && media.ends_with(&**s),
+            TypePattern::Exact(t) => media.eq_ignore_ascii_case(t.as_bytes()),
+            TypePattern::Major(m) => {
+                media.len() > m.len() && media[..m.len()].eq_ignore_ascii_case(m.as_bytes())
+            }
+            TypePattern::Suffix(s) => {
+                media.contains(&b'/')
+                    && media.len() > s.len()
+                    && media[media.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
+            }
         })
     }
 
@@ -252,9 +259,8 @@ impl Policy {
                     Encoding::Gzip => self.fly_gzip_level,
                 };
                 let body = std::mem::replace(resp.body_mut(), ProxyBody::empty());
-                *resp.body_mut() = ProxyBody::compressed(stream::Compressing::new(
-                    body, encoding, level, permit,
-                ));
+                *resp.body_mut() =
+                    ProxyBody::compressed(stream::Compressing::new(body, encoding, level, permit));
             }
         }
         let headers = resp.headers_mut();
@@ -385,22 +391,49 @@ mod tests {
     fn eligibility() {
         let p = policy();
         let ok = |pairs: &[(&str, &str)]| p.eligible(StatusCode::OK, &headers(pairs));
-        assert!(ok(&[("content-type", "application/json"), ("content-length", "2000")]));
+        assert!(ok(&[
+            ("content-type", "application/json"),
+            ("content-length", "2000")
+        ]));
         assert!(ok(&[("content-type", "Text/HTML; charset=utf-8")]));
         assert!(ok(&[("content-type", "application/ld+json")]));
         assert!(ok(&[("content-type", "application/rss+xml")]));
         assert!(ok(&[("content-type", "image/svg+xml")]));
-        assert!(ok(&[("content-type", "text/css"), ("content-encoding", "identity")]));
-        assert!(!ok(&[("content-type", "application/json"), ("content-length", "1024")]));
+        assert!(ok(&[
+            ("content-type", "text/css"),
+            ("content-encoding", "identity")
+        ]));
+        assert!(!ok(&[
+            ("content-type", "application/json"),
+            ("content-length", "1024")
+        ]));
         assert!(!ok(&[("content-type", "image/png")]));
         assert!(!ok(&[]));
         assert!(!ok(&[("content-type", "text/event-stream")]));
-        assert!(!ok(&[("content-type", "text/html"), ("content-encoding", "gzip")]));
-        assert!(!ok(&[("content-type", "text/html"), ("content-range", "bytes 0-1/2")]));
-        assert!(!ok(&[("content-type", "text/html"), ("cache-control", "max-age=60, no-transform")]));
-        assert!(!p.eligible(StatusCode::PARTIAL_CONTENT, &headers(&[("content-type", "text/html")])));
-        assert!(!p.eligible(StatusCode::NO_CONTENT, &headers(&[("content-type", "text/html")])));
-        assert!(p.eligible(StatusCode::NOT_FOUND, &headers(&[("content-type", "text/html")])));
+        assert!(!ok(&[
+            ("content-type", "text/html"),
+            ("content-encoding", "gzip")
+        ]));
+        assert!(!ok(&[
+            ("content-type", "text/html"),
+            ("content-range", "bytes 0-1/2")
+        ]));
+        assert!(!ok(&[
+            ("content-type", "text/html"),
+            ("cache-control", "max-age=60, no-transform")
+        ]));
+        assert!(!p.eligible(
+            StatusCode::PARTIAL_CONTENT,
+            &headers(&[("content-type", "text/html")])
+        ));
+        assert!(!p.eligible(
+            StatusCode::NO_CONTENT,
+            &headers(&[("content-type", "text/html")])
+        ));
+        assert!(p.eligible(
+            StatusCode::NOT_FOUND,
+            &headers(&[("content-type", "text/html")])
+        ));
     }
 
     #[test]

@@ -795,8 +795,14 @@ fn compression_section_is_checked() {
     ] {
         assert!(e.contains(want), "{want:?} not in:\n{e}");
     }
-    let e = Config::parse("[[origin]]\naddress = \"127.0.0.1:9000\"\n[compression]\nlevel = 3\n", "t.toml")
-        .unwrap_err()
-        .to_string();
-    assert!(e.starts_with("t.toml:4: compression: unknown field `level`"), "{e}");
+    let e = Config::parse(
+        "[[origin]]\naddress = \"127.0.0.1:9000\"\n[compression]\nlevel = 3\n",
+        "t.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("t.toml:4: compression: unknown field `level`"),
+        "{e}"
+    );
 }

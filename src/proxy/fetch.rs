@@ -112,6 +112,11 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
             let refreshed = proxy.cache.refresh(key, old, &fetched, ctx.rules());
             if refreshed.kept {
                 undo_on_desync(&proxy, exchange.as_ref(), key);
+                // The refreshed copy keeps the old one's encodings; one refreshed
+                // before they were made gets its own.
+                if let Some(policy) = ctx.site.compression() {
+                    policy.encode_stored(&proxy.cache, key, refreshed.object.clone());
+                }
             }
             writer.complete(refreshed.object);
             return;
