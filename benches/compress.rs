@@ -2,6 +2,8 @@
 //! each brotli quality and gzip level, to choose `[compression]`'s levels. Sizes are
 //! printed once per setting (criterion measures only time).
 
+use std::io::Write;
+
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use lacquer::compress::store::{brotli, gzip};
 
@@ -71,6 +73,53 @@ fn compress(c: &mut Criterion) {
         });
     }
     g.finish();
+
+    // On the fly: 16 KiB frames, each flushed, as `compress::stream` does.
+    let mut g = c.benchmark_group("fly-50KiB-json");
+    g.sample_size(20);
+    for q in [1u32, 2, 3, 4] {
+        eprintln!(
+            "br-fly q{q}: {} of {} bytes",
+            fly_brotli(&body, q),
+            body.len()
+        );
+        g.bench_function(format!("br-q{q}"), |b| {
+            b.iter(|| fly_brotli(black_box(&body), q))
+        });
+    }
+    for level in [1u32, 6] {
+        eprintln!(
+            "gzip-fly {level}: {} of {} bytes",
+            fly_gzip(&body, level),
+            body.len()
+        );
+        g.bench_function(format!("gzip-{level}"), |b| {
+            b.iter(|| fly_gzip(black_box(&body), level))
+        });
+    }
+    g.finish();
+}
+
+fn fly_brotli(body: &[u8], q: u32) -> usize {
+    let mut w = ::brotli::CompressorWriter::new(Vec::new(), 4096, q, 18);
+    let mut sent = 0;
+    for frame in body.chunks(16 * 1024) {
+        let _ = w.write_all(frame);
+        let _ = w.flush();
+        sent += std::mem::take(w.get_mut()).len();
+    }
+    sent + w.into_inner().len()
+}
+
+fn fly_gzip(body: &[u8], level: u32) -> usize {
+    let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+    let mut sent = 0;
+    for frame in body.chunks(16 * 1024) {
+        let _ = w.write_all(frame);
+        let _ = w.flush();
+        sent += std::mem::take(w.get_mut()).len();
+    }
+    sent + w.finish().map_or(0, |v| v.len())
 }
 
 criterion_group!(benches, compress);
