@@ -15,6 +15,9 @@ use support::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
+/// Request header fields, and the encoding they should get.
+type Headers<'a> = &'a [(&'a str, &'a str)];
+
 /// A JSON document of about `len` bytes, repetitive as API answers are.
 fn json(len: usize) -> Bytes {
     let mut s = String::from("[");
@@ -126,7 +129,7 @@ async fn stored_encodings_are_chosen_by_accept_encoding() {
         assert_eq!(br.header("accept-ranges"), None);
         assert!(vary_lists_accept_encoding(&br));
 
-        let cases: [(&[(&str, &str)], Option<&str>); 9] = [
+        let cases: [(Headers, Option<&str>); 9] = [
             (&[("accept-encoding", "gzip")], Some("gzip")),
             (&[("accept-encoding", "gzip, deflate, br")], Some("br")),
             (&[("accept-encoding", "br;q=0.5, gzip")], Some("gzip")),
