@@ -503,3 +503,29 @@ async fn pushed_objects_get_stored_encodings() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_large_streamed_fill_and_on_the_fly_off() {
+    within(30, async {
+        // Past the size read whole before the head: the fill streams to its client.
+        let body = json(300 * 1024);
+        let origin = json_origin(body.clone()).await;
+        let mut cfg = config(&[origin.addr]);
+        cfg.compression.on_the_fly = false;
+        let node = start(cfg).await;
+        let miss = node.get_with("/big", &[("accept-encoding", "gzip")]).await;
+        assert!(!miss.is_hit());
+        // Nothing stored yet to serve encoded, and no compressing on the fly.
+        assert_eq!(miss.header("content-encoding"), None);
+        assert_eq!(miss.body, body);
+        assert!(vary_lists_accept_encoding(&miss));
+        let br = until_stored_encoding(&node, "/big").await;
+        assert_eq!(decoded(&br), body);
+        let gz = node.get_with("/big", &[("accept-encoding", "gzip")]).await;
+        assert_eq!(gz.header("content-encoding"), Some("gzip"));
+        assert_eq!(decoded(&gz), body);
+        assert_eq!(origin.count("/big"), 1);
+        node.stop().await;
+    })
+    .await;
+}
