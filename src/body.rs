@@ -41,6 +41,8 @@ pin_project_lite::pin_project! {
         /// that fetches the whole object.
         Sliced { #[pin] reader: BodyReader, skip: u64, left: u64 },
         Stream { #[pin] inner: Guarded },
+        // Boxed: it holds a body of this type, and an encoder's state.
+        Compressed { inner: Box<crate::compress::stream::Compressing> },
     }
 }
 
@@ -55,6 +57,13 @@ impl ProxyBody {
             ProxyBody::Empty
         } else {
             ProxyBody::Full { data: Some(data) }
+        }
+    }
+
+    /// A body compressed as it streams (`crate::compress`).
+    pub fn compressed(inner: crate::compress::stream::Compressing) -> Self {
+        ProxyBody::Compressed {
+            inner: Box::new(inner),
         }
     }
 
@@ -137,6 +146,7 @@ impl Body for ProxyBody {
                 return Poll::Ready(Some(Ok(Frame::data(data.slice(from..to)))));
             },
             ProxyBodyProj::Stream { inner } => inner.poll_frame(cx),
+            ProxyBodyProj::Compressed { inner } => Pin::new(&mut **inner).poll_frame(cx),
         }
     }
 
@@ -147,6 +157,7 @@ impl Body for ProxyBody {
             ProxyBody::Coalesced { reader } => reader.is_end_stream(),
             ProxyBody::Sliced { left, .. } => *left == 0,
             ProxyBody::Stream { inner } => inner.inner.is_end_stream(),
+            ProxyBody::Compressed { inner } => inner.is_end_stream(),
         }
     }
 
@@ -159,6 +170,7 @@ impl Body for ProxyBody {
             ProxyBody::Coalesced { reader } => reader.size_hint(),
             ProxyBody::Sliced { left, .. } => SizeHint::with_exact(*left),
             ProxyBody::Stream { inner } => inner.inner.size_hint(),
+            ProxyBody::Compressed { .. } => SizeHint::default(),
         }
     }
 }

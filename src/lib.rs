@@ -4,6 +4,7 @@
 //! - `proxy`: the request path, step by step (start reading at `Proxy::handle`)
 //! - `cache`: RFC 9111 policy, keys, Vary, the byte-bounded store
 //! - `coalesce`: one origin fetch per key, streamed to every waiter
+//! - `compress`: compression at the edge (stored encodings, on-the-fly streams)
 //! - `failure`: why a fetch got no response (by source and kind), and the one retry rule
 //! - `origin`: the origin pool, health checks, retries
 //! - `site`: `[[site]]` routing and per-site rules
@@ -22,6 +23,7 @@ pub mod cache;
 pub mod cli;
 pub mod cluster;
 pub mod coalesce;
+pub mod compress;
 pub mod config;
 pub mod demo;
 pub mod failure;

@@ -140,6 +140,12 @@ struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CompressLabels {
+    encoding: &'static str,
+    source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GeoLabels {
     pop: String,
     outcome: &'static str,
@@ -183,6 +189,7 @@ pub struct Metrics {
     pub coalesced_waiting: Gauge,
     pub coalesce_wait: Histogram,
     stale: Family<ReasonLabel, Counter>,
+    compressed: Family<CompressLabels, Counter>,
     pub cache_objects: Gauge,
     pub tasks_alive: Gauge,
     pub cache_bytes: Gauge,
@@ -271,6 +278,12 @@ impl Metrics {
             "stale_served",
             "Stale objects served, by reason",
             stale.clone(),
+        );
+        let compressed = Family::<CompressLabels, Counter>::default();
+        registry.register(
+            "compressed_responses",
+            "Responses sent compressed, by encoding and source (stored: an encoding made when the object was stored; on-the-fly)",
+            compressed.clone(),
         );
         let tasks_alive = Gauge::default();
         registry.register(
@@ -434,6 +447,7 @@ impl Metrics {
             coalesced_waiting,
             coalesce_wait,
             stale,
+            compressed,
             cache_objects,
             tasks_alive,
             cache_bytes,
@@ -536,6 +550,13 @@ impl Metrics {
 
     pub fn stale(&self, reason: &'static str) {
         self.stale.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// A response sent in `encoding` (`br`, `gzip`) from `source` (`stored`, `on-the-fly`).
+    pub fn compressed(&self, encoding: &'static str, source: &'static str) {
+        self.compressed
+            .get_or_create(&CompressLabels { encoding, source })
+            .inc();
     }
 
     pub fn purge(&self, kind: &'static str, objects: usize, took: Duration) {

@@ -180,6 +180,10 @@ pub fn push(proxy: &Proxy, parts: &request::Parts, body: Bytes) -> ApiResult {
             ))
         }
     };
+    // Hits get the stored encodings too, once made.
+    if let Some(policy) = proxy.compression_for(&p.key.url) {
+        policy.encode_stored(proxy.cache(), &p.key, obj.clone());
+    }
     let now = Instant::now();
     tracing::info!(target: "lacquer::admin", url = %p.key.url, version = ?p.version, size = obj.body.len(), "pushed");
     Ok(json(

@@ -474,6 +474,12 @@ impl Cache {
         }
     }
 
+    /// Replace the stored `old` with `new`, the same response with more (its
+    /// encodings), if `old` is still what is stored.
+    pub fn upgrade(&self, key: &CacheKey, old: &Arc<Object>, new: Arc<Object>) -> bool {
+        self.store.upgrade(key, old, new)
+    }
+
     /// A 304 answered the revalidation of `old`: its fields replace the stored ones
     /// (RFC 9111 4.3.4). The 304 can change what may be stored (no-store, private...):
     /// a copy no longer storable is removed.

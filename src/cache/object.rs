@@ -14,6 +14,7 @@ use super::front::{Admitted, Times};
 use super::partial::Parts;
 use super::policy::{self, Freshness, Usability};
 use super::vary::SecondaryKey;
+use crate::compress::{Encoding, Encodings};
 
 /// Bytes charged per object beyond headers and body: the `Object` and `Entry`
 /// structs, moka's node and timer wheel entry, the Arcs, the URL, allocator slack.
@@ -95,6 +96,8 @@ pub struct Object {
     /// The ranges held of an incomplete response (a stored 206, `body` empty); None for
     /// a complete one. Only the cache's partial entries hold these (`Cache::lookup_part`).
     parts: Option<Arc<Parts>>,
+    /// Encoded copies of the body, made after the object was stored (`crate::compress`).
+    encodings: Option<Arc<Encodings>>,
 }
 
 /// How an object entered the cache, which decides what may replace it.
@@ -166,6 +169,7 @@ impl Object {
                 started: times.started,
             },
             parts: None,
+            encodings: None,
         }
     }
 
@@ -188,6 +192,7 @@ impl Object {
                 started: times.started,
             },
             parts: Some(Arc::new(parts)),
+            encodings: None,
         }
     }
 
@@ -219,6 +224,8 @@ impl Object {
                 started: times.started,
             },
             parts: old.parts.clone(),
+            // The same body, so the same encodings.
+            encodings: old.encodings.clone(),
         }
     }
 
@@ -246,6 +253,7 @@ impl Object {
             hits: AtomicU64::new(0),
             source: Source::Pushed { at, version },
             parts: None,
+            encodings: None,
         }
     }
 
@@ -292,7 +300,25 @@ impl Object {
             + tags
             + body_weight(self.body.len())
             + self.parts().map_or(0, Parts::weight)
+            + self.encodings.as_ref().map_or(0, |e| e.weight())
             + self.vary.len() * 32
+    }
+
+    /// The body in `encoding`, when a copy was made.
+    pub fn encoded(&self, encoding: Encoding) -> Option<&Bytes> {
+        self.encodings.as_ref()?.get(encoding)
+    }
+
+    pub fn has_encodings(&self) -> bool {
+        self.encodings.is_some()
+    }
+
+    /// This object with encoded copies of its body: the same response, freshness and
+    /// hit count, for replacing it in the store.
+    pub fn with_encodings(&self, encodings: Encodings) -> Object {
+        let mut twin = self.with_freshness(self.freshness, self.stored_at);
+        twin.encodings = Some(Arc::new(encodings));
+        twin
     }
 
     pub fn hit(&self) -> u64 {
@@ -318,6 +344,7 @@ impl Object {
             surrogate_keys: self.surrogate_keys.clone(),
             source: self.source,
             parts: self.parts.clone(),
+            encodings: self.encodings.clone(),
         }
     }
 
@@ -342,6 +369,7 @@ impl Object {
             surrogate_keys,
             source,
             parts: None,
+            encodings: None,
         }
     }
 

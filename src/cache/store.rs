@@ -373,6 +373,38 @@ impl Store {
         verdict
     }
 
+    /// Replace the variant `old` with `new` (the same response, grown: its encodings),
+    /// only if `old` is still stored: a newer fetch, a refresh or a purge since then
+    /// wins. Not an insertion: the counters stay. True when replaced.
+    pub fn upgrade(&self, key: &CacheKey, old: &Arc<Object>, new: Arc<Object>) -> bool {
+        let mut weight = None;
+        self.cache.entry(key.hash).and_compute_with(|current| {
+            let Some(cur) = current.map(|c| c.into_value()) else {
+                return Op::Nop;
+            };
+            if cur.url != key.url {
+                return Op::Nop;
+            }
+            let Some(at) = cur.variants.iter().position(|o| Arc::ptr_eq(o, old)) else {
+                return Op::Nop;
+            };
+            let mut variants = cur.variants.clone();
+            variants[at] = new.clone();
+            let entry = Arc::new(Entry {
+                url: cur.url.clone(),
+                variants,
+                id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            });
+            self.index.replace(key.hash, Some(&cur), &entry);
+            weight = Some(entry.weight());
+            Op::Put(entry)
+        });
+        if let Some(w) = weight {
+            self.settle_after(u64::from(w));
+        }
+        weight.is_some()
+    }
+
     /// Remove every variant of a URL (hard), or mark them stale (soft).
     pub fn purge_url(&self, key: &CacheKey, soft: bool) -> Purged {
         if soft {
@@ -551,6 +583,41 @@ mod tests {
         Source::Fetched {
             started: Instant::now(),
         }
+    }
+
+    #[test]
+    fn upgrade_replaces_only_the_object_still_stored() {
+        use crate::compress::{Encoding, Encodings};
+        let store = Store::new(1 << 24, 4);
+        let k = key("/doc");
+        let body = vec![b'x'; 20_000];
+        let enc = || Encodings::encode(&body, &[Encoding::Br, Encoding::Gzip], 5, 6);
+        let old = obj(&["t"], fetched(), 20_000);
+        store.insert(&k, old.clone()).unwrap();
+        store.run_pending_tasks();
+        let before = store.weighted_size();
+        let twin = Arc::new(old.with_encodings(enc()));
+        assert!(twin.weight() > old.weight());
+        assert!(store.upgrade(&k, &old, twin.clone()));
+        store.run_pending_tasks();
+        let got = store.lookup(&k, &HeaderMap::new()).unwrap();
+        assert!(Arc::ptr_eq(&got, &twin) && got.encoded(Encoding::Gzip).is_some());
+        assert_eq!(
+            store.weighted_size() - before,
+            (twin.weight() - old.weight()) as u64
+        );
+        // Tags still lead to it.
+        assert_eq!(store.purge_tag("t", true).objects, 1);
+        // A newer object was stored meanwhile: the late twin of the old one loses.
+        let newer = obj(&[], fetched(), 10);
+        store.insert(&k, newer.clone()).unwrap();
+        assert!(!store.upgrade(&k, &old, Arc::new(old.with_encodings(enc()))));
+        let got = store.lookup(&k, &HeaderMap::new()).unwrap();
+        assert!(Arc::ptr_eq(&got, &newer));
+        // Purged meanwhile: nothing comes back.
+        store.purge_url(&k, false);
+        assert!(!store.upgrade(&k, &newer, Arc::new(newer.with_encodings(enc()))));
+        assert!(store.lookup(&k, &HeaderMap::new()).is_none());
     }
 
     #[test]

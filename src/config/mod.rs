@@ -8,6 +8,7 @@
 
 mod cidr;
 mod cluster;
+mod compression;
 mod geo;
 mod parse;
 mod site_cover;
@@ -28,6 +29,7 @@ pub use cluster::{
     ClusterConfig, HealthPort, PeerConfig, PeerRole, MAX_FANOUT_RETRIES, MAX_PEERS,
     MAX_PEER_WEIGHT, MAX_PURGE_LOG,
 };
+pub use compression::CompressionConfig;
 pub use geo::{ClientConfig, GeoConfig, GeoMode};
 pub use sites::{
     Balance, CookieMode, HeaderEdits, OriginGroupConfig, RateLimitConfig, RedirectConfig,
@@ -63,6 +65,8 @@ pub struct Config {
     pub client: ClientConfig,
     pub geo: GeoConfig,
     pub cluster: ClusterConfig,
+    /// Compression at the edge (`crate::compress`).
+    pub compression: CompressionConfig,
     /// The file this configuration was loaded from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -84,6 +88,7 @@ impl Default for Config {
             client: ClientConfig::default(),
             geo: GeoConfig::default(),
             cluster: ClusterConfig::default(),
+            compression: CompressionConfig::default(),
             source: None,
         }
     }

@@ -14,7 +14,7 @@ use toml::Spanned;
 use super::validate;
 use super::{Config, ConfigError, ConfigErrors};
 
-const TOP_LEVEL_KEYS: [&str; 13] = [
+const TOP_LEVEL_KEYS: [&str; 14] = [
     "node",
     "listen",
     "origin",
@@ -28,6 +28,7 @@ const TOP_LEVEL_KEYS: [&str; 13] = [
     "client",
     "geo",
     "cluster",
+    "compression",
 ];
 
 pub(crate) fn parse(text: &str, file: &str, base: Option<&Path>) -> Result<Config, ConfigErrors> {
@@ -103,6 +104,7 @@ fn set_section(
         "client" => config.client = de(value)?,
         "geo" => config.geo = de(value)?,
         "cluster" => config.cluster = de(value)?,
+        "compression" => config.compression = de(value)?,
         other => return Err(SectionError::UnknownKey(other.to_string())),
     }
     Ok(())

@@ -127,6 +127,9 @@ pub struct SiteConfig {
     pub request_headers: HeaderEdits,
     pub response_headers: HeaderEdits,
     pub cache: SiteCacheConfig,
+    /// Compression for this site: `false` turns it off, `true` on; unset follows
+    /// `[compression] enabled`.
+    pub compress: Option<bool>,
 }
 
 /// A per-client-IP token bucket.

@@ -158,6 +158,15 @@ fn shipped_config_sets_every_key() {
         "fanout_retries",
         "purge_log_size",
         "hot_key_threshold",
+        "min_size",
+        "types",
+        "store",
+        "brotli_level",
+        "gzip_level",
+        "on_the_fly",
+        "on_the_fly_brotli_level",
+        "on_the_fly_gzip_level",
+        "on_the_fly_max_streams",
     ] {
         assert!(
             text.lines().any(|l| l
@@ -241,7 +250,7 @@ access_log = false
 fn unknown_keys_have_lines() {
     assert_eq!(
         one_error("\n\nlistn = \"x\"\n"),
-        "t.toml:3: unknown field `listn`, expected one of `node`, `listen`, `origin`, `origin_group`, `site`, `upstream`, `cache`, `limits`, `admin`, `log`, `client`, `geo`, `cluster`"
+        "t.toml:3: unknown field `listn`, expected one of `node`, `listen`, `origin`, `origin_group`, `site`, `upstream`, `cache`, `limits`, `admin`, `log`, `client`, `geo`, `cluster`, `compression`"
     );
     let e = one_error(&format!("{ORIGIN}[cache]\nmemory = 1\nmemroy = 2\n"));
     assert!(
@@ -757,5 +766,43 @@ fn passive_health_keys() {
     assert_eq!(
         e,
         "t.toml:4: origin[0].health.passive_cooldown must be greater than 0"
+    );
+}
+
+#[test]
+fn compression_section_is_checked() {
+    let c = Config::parse(
+        "[[origin]]\naddress = \"127.0.0.1:9000\"\n[compression]\nmin_size = \"4KiB\"\nstore = [\"gzip\"]\ntypes = [\"text/*\", \"+json\"]\nbrotli_level = 11\n",
+        "t.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.compression.min_size, 4096);
+    assert_eq!(c.compression.store, ["gzip"]);
+    assert!(c.compression.enabled && c.compression.on_the_fly);
+    let e = Config::parse(
+        "[[origin]]\naddress = \"127.0.0.1:9000\"\n[compression]\nstore = [\"zstd\", \"gzip\", \"gzip\"]\ntypes = [\"text\"]\nbrotli_level = 12\ngzip_level = 0\non_the_fly_gzip_level = 10\n",
+        "t.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    for want in [
+        "t.toml:4: compression.store: unknown encoding \"zstd\"",
+        "t.toml:4: compression.store lists \"gzip\" twice",
+        "t.toml:5: compression.types: \"text\" must be",
+        "t.toml:6: compression.brotli_level must be from 0 to 11",
+        "t.toml:7: compression.gzip_level must be from 1 to 9",
+        "t.toml:8: compression.on_the_fly_gzip_level must be from 1 to 9",
+    ] {
+        assert!(e.contains(want), "{want:?} not in:\n{e}");
+    }
+    let e = Config::parse(
+        "[[origin]]\naddress = \"127.0.0.1:9000\"\n[compression]\nlevel = 3\n",
+        "t.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("t.toml:4: compression: unknown field `level`"),
+        "{e}"
     );
 }

@@ -93,6 +93,8 @@ fn sites_example_loads() {
     assert_eq!(www.keep_cookies, ["session"]);
     assert_eq!(www.cookies, Some(CookieMode::Pass));
     assert!(by_name("live").cache.pass);
+    assert_eq!(by_name("static").compress, Some(false));
+    assert_eq!(by_name("live").compress, None);
     assert_eq!(by_name("admin").allow, ["10.1.0.0/16"]);
     let groups: Vec<&str> = c.origin_group.iter().map(|g| g.name.as_str()).collect();
     assert_eq!(groups, ["api", "static", "www"]);

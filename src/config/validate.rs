@@ -51,6 +51,7 @@ pub(crate) fn validate(config: &Config, at: &Locator<'_>) -> Vec<ConfigError> {
     check_client(&mut c, config);
     check_geo(&mut c, config);
     check_cluster(&mut c, config);
+    super::compression::check(&mut c, &config.compression);
     c.errors
 }
 

@@ -112,6 +112,11 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
             let refreshed = proxy.cache.refresh(key, old, &fetched, ctx.rules());
             if refreshed.kept {
                 undo_on_desync(&proxy, exchange.as_ref(), key);
+                // The refreshed copy keeps the old one's encodings; one refreshed
+                // before they were made gets its own.
+                if let Some(policy) = ctx.site.compression() {
+                    policy.encode_stored(&proxy.cache, key, refreshed.object.clone());
+                }
             }
             writer.complete(refreshed.object);
             return;
@@ -133,6 +138,7 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
         headers: &parts.headers,
         admitted,
         times: &times,
+        compression: ctx.site.compression(),
     });
 
     let idle = proxy.settings.response_idle(&parts.headers);
@@ -175,11 +181,14 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
             return;
         }
         if let Some(fill) = fill.as_ref().filter(|_| storing) {
-            if let Some(body) = fill.store(&early) {
+            if let Some((body, obj)) = fill.store(&early) {
                 stored = true;
                 // Readers get the stored copy: the chunks can go now, not after them.
                 if !body.is_empty() {
                     early = vec![body];
+                }
+                if let Some(obj) = obj {
+                    fill.encode(obj);
                 }
             }
         }
@@ -252,10 +261,13 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
     }
 
     if let Some(fill) = fill.as_ref().filter(|_| storing) {
-        if let Some(body) = fill.store(&writer.body_chunks()) {
+        if let Some((body, obj)) = fill.store(&writer.body_chunks()) {
             // Readers still behind read the stored copy: the body is held once, not twice
             // (the arrived chunks and the stored copy) until the slowest reader is done.
             writer.rebase(&body);
+            if let Some(obj) = obj {
+                fill.encode(obj);
+            }
         }
     }
     drop(claim);
@@ -272,30 +284,47 @@ struct Fill<'a> {
     headers: &'a http::HeaderMap,
     admitted: &'a Admitted,
     times: &'a Times,
+    compression: Option<&'a Arc<crate::compress::Policy>>,
 }
 
 impl Fill<'_> {
-    /// Insert the object; its body when it is in the store.
-    fn store(&self, chunks: &[Bytes]) -> Option<Bytes> {
+    /// Insert the object. When it is in the store: its body as stored (for readers
+    /// still behind), and the object itself when it is complete (for its encodings).
+    fn store(&self, chunks: &[Bytes]) -> Option<(Bytes, Option<Arc<Object>>)> {
         if self.admitted.is_part() {
             let cache = &self.proxy.cache;
             let body = cache.insert_part(self.key, self.headers, chunks, self.admitted, self.times);
             if body.is_some() {
                 undo_on_desync(self.proxy, self.exchange, self.key);
             }
-            return body;
+            return body.map(|b| (b, None));
         }
-        let obj = Object::fetched(self.status, self.headers, chunks, self.admitted, self.times);
-        let body = obj.body.clone();
-        match self.proxy.cache.insert(self.key, Arc::new(obj)) {
+        let obj = Arc::new(Object::fetched(
+            self.status,
+            self.headers,
+            chunks,
+            self.admitted,
+            self.times,
+        ));
+        match self.proxy.cache.insert(self.key, obj.clone()) {
             Ok(()) => {
                 undo_on_desync(self.proxy, self.exchange, self.key);
-                Some(body)
+                Some((obj.body.clone(), Some(obj)))
             }
             Err(e) => {
                 tracing::debug!(url = %self.key.url, reason = %e, "fetched object not stored");
                 None
             }
+        }
+    }
+}
+
+impl Fill<'_> {
+    /// Make the site's stored encodings of an object just stored, in the background:
+    /// its readers have their body already, only later hits wait for the encodings.
+    fn encode(&self, obj: Arc<Object>) {
+        if let Some(policy) = self.compression {
+            policy.encode_stored(&self.proxy.cache, self.key, obj);
         }
     }
 }

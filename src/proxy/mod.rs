@@ -198,18 +198,26 @@ impl Proxy {
     /// The cache rules of the site a GET for the absolute `url` goes to; the node's own
     /// (`[cache]`) when no site takes it.
     pub fn rules_for(&self, url: &str) -> &Rules {
-        let routed = url.parse::<http::Uri>().ok().and_then(|uri| {
-            let https = uri.scheme_str() == Some("https");
-            let authority = uri.authority()?;
-            match self
-                .sites
-                .route(authority.as_str(), uri.path(), &Method::GET, https)
-            {
-                Routed::Site(site) => Some(&site.rules().cache),
-                _ => None,
-            }
-        });
-        routed.unwrap_or(&self.fallback_rules)
+        self.site_for(url)
+            .map_or(&self.fallback_rules, |site| &site.rules().cache)
+    }
+
+    /// How the site a GET for the absolute `url` goes to compresses, if it does.
+    pub fn compression_for(&self, url: &str) -> Option<&Arc<crate::compress::Policy>> {
+        self.site_for(url)?.compression()
+    }
+
+    fn site_for(&self, url: &str) -> Option<&Arc<Site>> {
+        let uri = url.parse::<http::Uri>().ok()?;
+        let https = uri.scheme_str() == Some("https");
+        let authority = uri.authority()?;
+        match self
+            .sites
+            .route(authority.as_str(), uri.path(), &Method::GET, https)
+        {
+            Routed::Site(site) => Some(site),
+            _ => None,
+        }
     }
 
     pub fn settings(&self) -> &Settings {
@@ -369,6 +377,12 @@ impl Proxy {
             let host = authority_of(&parts).unwrap_or_default().to_owned();
             (parts.uri.clone(), host)
         });
+        // What the client accepts, read before the request moves on. A request another
+        // node forwarded gets identity: that node compresses for its own client.
+        let compression = site
+            .compression()
+            .filter(|_| !forwarded)
+            .and_then(|p| Some((p, crate::compress::Asked::of(&parts)?)));
         let Some(ctx) = self.context(&parts, client, https, site.clone(), (who, forwarded)) else {
             return (
                 synthetic(StatusCode::BAD_REQUEST, "missing or invalid Host"),
@@ -377,6 +391,11 @@ impl Proxy {
             );
         };
         let (mut resp, status) = self.classify(&ctx, parts, body, cookie_pass).await;
+        if let Some((policy, asked)) = compression {
+            if let Some((encoding, source)) = policy.respond(&asked, &mut resp) {
+                self.metrics.compressed(encoding.name(), source);
+            }
+        }
         if let Some((uri, host)) = edited {
             let vars = self.vars(&site, &uri, &host, who, https, status.result());
             site.response_edits().apply(resp.headers_mut(), &vars);

@@ -117,6 +117,9 @@ pub fn from_object(
             let mut resp = Response::new(ProxyBody::empty());
             *resp.status_mut() = StatusCode::NOT_MODIFIED;
             *resp.headers_mut() = h;
+            // The compression step reads what the 200 would have been from the object.
+            resp.extensions_mut()
+                .insert(crate::compress::FromStore(obj.clone()));
             return (resp, status);
         }
         conditional::Precondition::Failed => {
@@ -164,6 +167,11 @@ pub fn from_object(
     let mut resp = Response::new(body);
     *resp.status_mut() = code;
     *resp.headers_mut() = headers;
+    if obj.has_encodings() && code != StatusCode::PARTIAL_CONTENT {
+        // The compression step serves the stored encoding rather than compress again.
+        resp.extensions_mut()
+            .insert(crate::compress::FromStore(obj.clone()));
+    }
     (resp, status)
 }
 

@@ -18,6 +18,7 @@ pub mod template;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::compress::Policy;
 use crate::config::{Config, SiteConfig, DEFAULT_GROUP, DEFAULT_SITE};
 use crate::metrics::{Metrics, SiteMeters};
 use crate::origin::{OriginGroups, OriginPool};
@@ -42,6 +43,8 @@ pub struct Site {
     /// Some of the key's fields carry cookies (`key.cookies`).
     key_cookies: bool,
     meters: Option<SiteMeters>,
+    /// How responses are compressed; None when the site does not compress.
+    compression: Option<Arc<Policy>>,
 }
 
 impl std::fmt::Debug for Site {
@@ -101,6 +104,10 @@ impl Site {
     pub fn meters(&self) -> Option<&SiteMeters> {
         self.meters.as_ref()
     }
+    /// How this site's responses are compressed, if they are.
+    pub fn compression(&self) -> Option<&Arc<Policy>> {
+        self.compression.as_ref()
+    }
 
     fn new(name: &str, group_name: &str, rules: CacheRules) -> Site {
         Site {
@@ -118,6 +125,7 @@ impl Site {
             request_edits: HeaderEdit::default(),
             response_edits: HeaderEdit::default(),
             meters: None,
+            compression: None,
         }
     }
 }
@@ -160,11 +168,18 @@ impl Sites {
         metrics: Option<&Arc<Metrics>>,
     ) -> Result<Sites, String> {
         let pool = |name: &str| groups.and_then(|g| g.get(name).cloned());
+        // One policy for every site, so the bound on streams compressing is the node's.
+        let policy = Arc::new(Policy::new(&cfg.compression));
+        let compression = |own: Option<bool>| {
+            own.unwrap_or(cfg.compression.enabled)
+                .then(|| policy.clone())
+        };
         let mut sites = Vec::with_capacity(cfg.site.len());
         for s in &cfg.site {
             let mut site = compile(cfg, s)?;
             site.group = pool(&site.group_name);
             site.meters = metrics.map(|m| m.site_meters(&site.name));
+            site.compression = compression(s.compress);
             sites.push(Arc::new(site));
         }
         let rules: Vec<MatchRule> = cfg.site.iter().map(MatchRule::of).collect();
@@ -174,6 +189,7 @@ impl Sites {
         let default = (cfg.site.is_empty() || !cfg.origin.is_empty()).then(|| {
             let mut site = Site::new(DEFAULT_SITE, DEFAULT_GROUP, CacheRules::global(&cfg.cache));
             site.group = pool(DEFAULT_GROUP);
+            site.compression = compression(None);
             // Without sites, the per-site series would only repeat the node's own.
             if !cfg.site.is_empty() {
                 site.meters = metrics.map(|m| m.site_meters(DEFAULT_SITE));
