@@ -969,3 +969,151 @@ async fn cache_status_lists_the_shard_and_the_edge() {
     })
     .await;
 }
+
+/// Wait until every member of the PoP is up as the first node sees it.
+async fn all_up(admin: SocketAddr) {
+    for _ in 0..100 {
+        let status = admin_call(admin, http::Method::GET, "/cluster", "").await;
+        if status["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["up"] == true)
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the PoP never came up");
+}
+
+/// Issue 17 finding 1: when an edge revalidates its copy with the shard, the shard's
+/// 304 carries every stored field, so fields the origin changed under the same ETag
+/// (here X-Frame-Options and Content-Type, sent on the origin's 304) reach the edge's
+/// copy and its clients, instead of the edge serving the old values for as long as the
+/// ETag lives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shards_304_updates_the_edges_copy() {
+    within(30, async {
+        let changed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let c2 = changed.clone();
+        let origin = Origin::start(move |s, _| {
+            let new = c2.load(std::sync::atomic::Ordering::SeqCst);
+            let (xfo, ctype) = if new {
+                ("SAMEORIGIN", "text/html; charset=utf-8")
+            } else {
+                ("DENY", "text/html")
+            };
+            let conditional = s
+                .headers
+                .get("if-none-match")
+                .is_some_and(|v| v == "\"v1\"");
+            let reply = if conditional {
+                Reply::ok("").status(304)
+            } else {
+                Reply::ok("page")
+            };
+            reply
+                .cc("max-age=1")
+                .header("etag", "\"v1\"")
+                .header("x-frame-options", xfo)
+                .header("content-type", ctype)
+        })
+        .await;
+        let (members, nodes) = pop_with(
+            origin.addr,
+            &[("u-e1", "edge", 93), ("u-s1", "shard", 94)],
+            "hot_key_threshold = 0\n",
+        )
+        .await;
+        all_up(members[0].admin).await;
+        let host = [("host", "example.com")];
+        let first = nodes[0].get_with("/u", &host).await;
+        assert_eq!(first.header("x-frame-options"), Some("DENY"));
+        assert!(
+            nodes[0].get_with("/u", &host).await.is_hit(),
+            "the edge keeps a copy"
+        );
+        changed.store(true, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        let revalidated = nodes[0].get_with("/u", &host).await;
+        assert_eq!(revalidated.text(), "page");
+        assert_eq!(
+            revalidated.header("x-frame-options"),
+            Some("SAMEORIGIN"),
+            "{:?}",
+            revalidated.headers
+        );
+        let hit = nodes[0].get_with("/u", &host).await;
+        assert!(hit.is_hit(), "{}", hit.cache_statuses());
+        assert_eq!(hit.header("x-frame-options"), Some("SAMEORIGIN"));
+        assert_eq!(hit.header("content-type"), Some("text/html; charset=utf-8"));
+        assert_eq!(origin.count("/u"), 2, "one fill, one revalidation");
+        for n in nodes {
+            n.stop().await;
+        }
+    })
+    .await;
+}
+
+/// Issue 17 finding 2: an edge that keeps no copy of a key sends the client's
+/// validators and range to the shard, which answers 304 or 206 from its copy, instead
+/// of the edge stripping them and relaying the full body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_passes_validators_and_ranges_to_its_shard() {
+    within(30, async {
+        let origin = Origin::start(|_, _| {
+            Reply::ok("0123456789")
+                .cc("max-age=300")
+                .header("etag", "\"r1\"")
+                .header("last-modified", "Mon, 02 Nov 2026 10:00:00 GMT")
+        })
+        .await;
+        // The default threshold: the edge keeps only hot keys, these are not.
+        let (members, nodes) =
+            pop(origin.addr, &[("v-e1", "edge", 95), ("v-s1", "shard", 96)]).await;
+        all_up(members[0].admin).await;
+        let host = ("host", "example.com");
+        let full = nodes[0].get_with("/v", &[host]).await;
+        assert_eq!(full.status, 200);
+        let inm = nodes[0]
+            .get_with("/v", &[host, ("if-none-match", "\"r1\"")])
+            .await;
+        assert_eq!(inm.status, 304, "{:?}", inm.headers);
+        assert!(inm.body.is_empty());
+        assert_eq!(inm.header("etag"), Some("\"r1\""));
+        let ims = nodes[0]
+            .get_with(
+                "/v",
+                &[host, ("if-modified-since", "Tue, 03 Nov 2026 10:00:00 GMT")],
+            )
+            .await;
+        assert_eq!(ims.status, 304);
+        let ranged = nodes[0]
+            .get_with("/v", &[host, ("range", "bytes=2-4")])
+            .await;
+        assert_eq!(ranged.status, 206, "{:?}", ranged.headers);
+        assert_eq!(ranged.text(), "234");
+        assert_eq!(ranged.header("content-range"), Some("bytes 2-4/10"));
+        let failed = nodes[0]
+            .get_with("/v", &[host, ("if-match", "\"other\"")])
+            .await;
+        assert_eq!(failed.status, 412);
+        let changed = nodes[0]
+            .get_with("/v", &[host, ("if-none-match", "\"r0\"")])
+            .await;
+        assert_eq!(
+            (changed.status, changed.text().as_str()),
+            (200, "0123456789")
+        );
+        assert_eq!(
+            origin.count("/v"),
+            1,
+            "every answer came from the shard's copy"
+        );
+        for n in nodes {
+            n.stop().await;
+        }
+    })
+    .await;
+}

@@ -95,6 +95,20 @@ pub fn not_modified_headers(resp: &HeaderMap) -> HeaderMap {
     out
 }
 
+/// The fields of a 304 sent to another cache of the PoP (an edge revalidating its copy
+/// with its shard): every stored end-to-end field but the body's framing. RFC 9110
+/// 15.4.5 allows metadata that exists to guide cache updates, and RFC 9111 3.2 has the
+/// edge take each of them into its copy: with the minimal set, an edge kept the old
+/// values of fields the origin changed under the same validator (a CSP, a CORS or a
+/// Content-Type) for as long as that validator lived.
+pub fn not_modified_headers_for_cache(resp: &HeaderMap) -> HeaderMap {
+    let mut out = resp.clone();
+    out.remove(http::header::CONTENT_LENGTH);
+    out.remove(http::header::CONTENT_RANGE);
+    out.remove(http::header::TRANSFER_ENCODING);
+    out
+}
+
 /// An entity-tag (RFC 9110 8.8.3); `opaque` excludes the quotes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct EntityTag<'a> {

@@ -107,6 +107,14 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
         times,
     };
 
+    // A shard's clients are edges, which ask for identity and encode their own copies:
+    // encodings made there would cost CPU and memory for nothing.
+    let store_encodings = ctx.site.compression().filter(|_| {
+        proxy
+            .cluster
+            .as_ref()
+            .map_or(true, |c| c.role() != crate::config::Role::Shard)
+    });
     if parts.status == StatusCode::NOT_MODIFIED {
         if let Some(old) = stale.as_ref() {
             let refreshed = proxy.cache.refresh(key, old, &fetched, ctx.rules());
@@ -114,7 +122,7 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
                 undo_on_desync(&proxy, exchange.as_ref(), key);
                 // The refreshed copy keeps the old one's encodings; one refreshed
                 // before they were made gets its own.
-                if let Some(policy) = ctx.site.compression() {
+                if let Some(policy) = store_encodings {
                     policy.encode_stored(&proxy.cache, key, refreshed.object.clone());
                 }
             }
@@ -138,7 +146,7 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
         headers: &parts.headers,
         admitted,
         times: &times,
-        compression: ctx.site.compression(),
+        compression: store_encodings,
     });
 
     let idle = proxy.settings.response_idle(&parts.headers);

@@ -139,6 +139,20 @@ const CLIENT_CONDITIONALS: [HeaderName; 6] = [
     header::RANGE,
 ];
 
+/// Whether the request carries any client precondition or range.
+pub fn has_conditionals(headers: &HeaderMap) -> bool {
+    CLIENT_CONDITIONALS.iter().any(|n| headers.contains_key(n))
+}
+
+/// The client's preconditions and range, to be sent on as they are.
+pub fn copy_conditionals(from: &HeaderMap, to: &mut HeaderMap) {
+    for name in &CLIENT_CONDITIONALS {
+        for value in from.get_all(name) {
+            to.append(name, value.clone());
+        }
+    }
+}
+
 pub fn strip_client_conditionals(headers: &mut HeaderMap) {
     remove_listed(headers, &CLIENT_CONDITIONALS);
 }
@@ -150,7 +164,6 @@ pub fn has_client_preconditions(headers: &HeaderMap) -> bool {
         .any(|n| headers.contains_key(n))
 }
 
-/// Append this hop to `Via` (RFC 9110 7.6.3).
 /// Put `entry` after the members `name` already has (every line of it), as one line:
 /// the order of a list field that each hop extends.
 pub fn append_member(headers: &mut HeaderMap, name: HeaderName, entry: HeaderValue) {
@@ -172,6 +185,7 @@ pub fn append_member(headers: &mut HeaderMap, name: HeaderName, entry: HeaderVal
     headers.insert(name, entry);
 }
 
+/// Append this hop to `Via` (RFC 9110 7.6.3).
 pub fn append_via(headers: &mut HeaderMap, via: &HeaderValue) {
     headers.append(header::VIA, via.clone());
 }

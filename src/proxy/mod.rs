@@ -787,8 +787,19 @@ impl Proxy {
                         CacheStatus::fwd("request"),
                     );
                 }
+                if self.relays_conditionals(ctx, &parts) {
+                    let all = crate::proxy::headers::copy_conditionals;
+                    return Box::pin(self.relayed_miss(ctx, parts, all, "conditional")).await;
+                }
                 if self.forwards_range(ctx, &parts, part.is_some()) {
-                    return Box::pin(self.ranged_miss(ctx, parts)).await;
+                    let range = |from: &http::HeaderMap, to: &mut http::HeaderMap| {
+                        for name in [header::RANGE, header::IF_RANGE] {
+                            for value in from.get_all(&name) {
+                                to.append(&name, value.clone());
+                            }
+                        }
+                    };
+                    return Box::pin(self.relayed_miss(ctx, parts, range, "range")).await;
                 }
                 Box::pin(self.miss(ctx, parts, None, None)).await
             }
@@ -810,23 +821,36 @@ impl Proxy {
             && (has_part || self.cache.is_hit_for_miss(&ctx.key))
     }
 
-    /// A fetch of the client's range alone: never joined by other requests (they may
-    /// want other bytes), its 206 relayed and, when storable, stored as a part.
-    async fn ranged_miss(
+    /// An edge that will not keep this key sends the client's preconditions and range on
+    /// to the shard, which answers them from its copy (304, 206, 412) as a single node
+    /// would: stripping them, as a fill does, made every conditional or ranged request
+    /// of a key that is not hot pay the full body (issue 17).
+    fn relays_conditionals(&self, ctx: &Ctx, parts: &request::Parts) -> bool {
+        matches!(parts.method, Method::GET | Method::HEAD)
+            && headers::has_conditionals(&parts.headers)
+            && self
+                .cluster
+                .as_ref()
+                .is_some_and(|c| c.forwards(ctx.forwarded) && !c.keep_locally(ctx.key.hash))
+    }
+
+    /// A fetch for this client alone, never joined by other requests (they may want
+    /// other bytes, or hold other validators), with the fields `carry` copies from the
+    /// client's request (its Range; or every precondition): its answer relayed and, when
+    /// storable, stored (a 206 as a part).
+    async fn relayed_miss(
         self: &Arc<Self>,
         ctx: &Ctx,
         parts: Arc<request::Parts>,
+        carry: impl Fn(&http::HeaderMap, &mut http::HeaderMap),
+        detail: &'static str,
     ) -> (Response<ProxyBody>, CacheStatus) {
         let mut job = self.fetch_job(ctx, &parts, None);
-        for name in [header::RANGE, header::IF_RANGE] {
-            for value in parts.headers.get_all(&name) {
-                job.origin_request.headers.append(&name, value.clone());
-            }
-        }
+        carry(&parts.headers, &mut job.origin_request.headers);
         let (writer, waiter) = self.coalescer.detached(&ctx.key, &parts, true);
         tokio::spawn(fetch::run(self.clone(), writer, job));
         let mut st = CacheStatus::fwd("miss");
-        st.detail = Some("range");
+        st.detail = Some(detail);
         let outcome = self.wait(waiter, false).await;
         self.deliver(&parts, outcome, None, st)
     }

@@ -112,7 +112,13 @@ pub fn from_object(
     };
     match cond {
         conditional::Precondition::NotModified => {
-            let mut h = conditional::not_modified_headers(&headers);
+            let mut h = if crate::cluster::is_forwarded(&req.headers) {
+                // A believed hop marker (an unbelieved one is gone by now): a cache of
+                // this PoP revalidating its copy, which must end up identical to ours.
+                conditional::not_modified_headers_for_cache(&headers)
+            } else {
+                conditional::not_modified_headers(&headers)
+            };
             h.insert(header::AGE, policy::age_header(age));
             let mut resp = Response::new(ProxyBody::empty());
             *resp.status_mut() = StatusCode::NOT_MODIFIED;
@@ -256,7 +262,13 @@ pub fn from_parts(
     status.detail = Some("partial");
     match conditional::evaluate(&req.method, &req.headers, StatusCode::OK, &headers) {
         conditional::Precondition::NotModified => {
-            let mut h = conditional::not_modified_headers(&headers);
+            let mut h = if crate::cluster::is_forwarded(&req.headers) {
+                // A believed hop marker (an unbelieved one is gone by now): a cache of
+                // this PoP revalidating its copy, which must end up identical to ours.
+                conditional::not_modified_headers_for_cache(&headers)
+            } else {
+                conditional::not_modified_headers(&headers)
+            };
             h.insert(header::AGE, policy::age_header(age));
             let mut resp = Response::new(ProxyBody::empty());
             *resp.status_mut() = StatusCode::NOT_MODIFIED;
