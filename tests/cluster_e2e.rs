@@ -1117,3 +1117,48 @@ async fn an_edge_passes_validators_and_ranges_to_its_shard() {
     })
     .await;
 }
+
+/// Issue 17 finding 4: `PURGE` on an edge's public port from an allowed address reaches
+/// the whole PoP. Purged on the edge alone, the URL came back from the shard's copy on
+/// the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_purge_on_an_edge_reaches_the_shard() {
+    within(30, async {
+        let origin = Origin::start(|_, n| Reply::ok(format!("v{n}")).cc("max-age=300")).await;
+        let (members, nodes) = pop_with(
+            origin.addr,
+            &[("x-e1", "edge", 97), ("x-s1", "shard", 98)],
+            "hot_key_threshold = 0\n",
+        )
+        .await;
+        all_up(members[0].admin).await;
+        let host = [("host", "example.com")];
+        assert_eq!(nodes[0].get_with("/x", &host).await.text(), "v1");
+        assert!(nodes[0].get_with("/x", &host).await.is_hit());
+        let purge = nodes[0]
+            .send(
+                http::Method::from_bytes(b"PURGE").unwrap(),
+                "/x",
+                &host,
+                bytes::Bytes::new(),
+            )
+            .await;
+        assert_eq!(purge.status, 200, "{}", purge.text());
+        let answer: Value = serde_json::from_slice(&purge.body).unwrap();
+        assert_eq!(answer["purged"], 1, "{answer}");
+        assert_eq!(answer["nodes"][0]["node"], "x-s1", "{answer}");
+        assert_eq!(answer["nodes"][0]["ok"], true, "{answer}");
+        let after = nodes[0].get_with("/x", &host).await;
+        assert_eq!(
+            after.text(),
+            "v2",
+            "the shard's copy was purged too: {}",
+            after.cache_statuses()
+        );
+        assert_eq!(origin.count("/x"), 2);
+        for n in nodes {
+            n.stop().await;
+        }
+    })
+    .await;
+}

@@ -494,7 +494,7 @@ impl Proxy {
         cookie_pass: bool,
     ) -> (Response<ProxyBody>, CacheStatus) {
         if parts.method.as_str() == "PURGE" {
-            return (self.purge(ctx), CacheStatus::default());
+            return (self.purge(ctx).await, CacheStatus::default());
         }
         let has_body = headers::content_length(&parts.headers).is_some_and(|n| n > 0)
             || parts.headers.contains_key(header::TRANSFER_ENCODING);
@@ -600,15 +600,26 @@ impl Proxy {
         })
     }
 
-    /// `PURGE` on the public listener: only from `purge_allowed` addresses.
-    fn purge(&self, ctx: &Ctx) -> Response<ProxyBody> {
+    /// `PURGE` on the public listener: only from `purge_allowed` addresses. In a PoP it
+    /// reaches every node, as a cluster-scope admin purge does: purged on one edge
+    /// only, the URL would come back from the shard on the next request.
+    async fn purge(&self, ctx: &Ctx) -> Response<ProxyBody> {
         let ip = canonical_ip(ctx.client.addr.ip());
         if !self.settings.purge_allowed.iter().any(|c| c.contains(ip)) {
             return synthetic(StatusCode::FORBIDDEN, "PURGE not allowed from this address");
         }
         let n = self.cache.purge(Target::Url(&ctx.key), false).objects;
         tracing::info!(url = %ctx.key.url, client = %ip, purged = n, "purge");
-        let body = format!("{{\"purged\":{n}}}\n");
+        let nodes = match self.cluster.as_ref().filter(|_| !ctx.forwarded) {
+            Some(cluster) => {
+                let acks = cluster
+                    .purge_all_nodes(serde_json::json!({ "urls": [&*ctx.key.url] }))
+                    .await;
+                serde_json::to_string(&acks).unwrap_or_else(|_| "[]".into())
+            }
+            None => "[]".into(),
+        };
+        let body = format!("{{\"purged\":{n},\"nodes\":{nodes}}}\n");
         let mut resp = Response::new(ProxyBody::full(body));
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
