@@ -252,6 +252,7 @@ impl Proxy {
         {
             parts.headers.remove(crate::cluster::HOP_HEADER);
         }
+        let forwarded = crate::cluster::is_forwarded(&parts.headers);
         let logged = self
             .settings
             .access_log
@@ -266,7 +267,7 @@ impl Proxy {
                 (resp, status, site)
             }
         };
-        self.finish_response(&mut resp, &status, site.as_deref());
+        self.finish_response(&mut resp, &status, site.as_deref(), forwarded);
         let declared = headers::content_length(resp.headers());
         self.metrics.request(
             status.result(),
@@ -1055,6 +1056,20 @@ impl Proxy {
             for (name, value) in policy::revalidation_headers(&obj.headers.to_map()) {
                 origin_request.headers.insert(name, value);
             }
+            if self
+                .cluster
+                .as_ref()
+                .is_some_and(|c| c.forwards(ctx.forwarded))
+            {
+                // An edge revalidating its copy wants the current one: without this, a
+                // shard within stale-while-revalidate answered with its own stale copy,
+                // and the edge's refresh refreshed nothing (RFC 9111 5.2.1.1).
+                headers::append_member(
+                    &mut origin_request.headers,
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("max-age=0"),
+                );
+            }
         }
         // The fill is a GET whatever the client asked (a HEAD miss fills the cache too).
         let request = if parts.method == Method::GET {
@@ -1218,6 +1233,7 @@ impl Proxy {
         resp: &mut Response<ProxyBody>,
         status: &CacheStatus,
         site: Option<&Site>,
+        forwarded: bool,
     ) {
         let h = resp.headers_mut();
         headers::strip_hop_by_hop(h);
@@ -1231,8 +1247,9 @@ impl Proxy {
                 }
             }
         }
-        if self.settings.surrogate_control {
-            // Surrogate-Control is addressed to caches like this one, not to clients.
+        if self.settings.surrogate_control && !forwarded {
+            // Surrogate-Control is addressed to caches like this one, not to clients; a
+            // node of the PoP is such a cache, and gets it as the origin sent it.
             h.remove(http::HeaderName::from_static("surrogate-control"));
         }
         headers::append_via(h, &self.settings.via);

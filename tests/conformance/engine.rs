@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http::{HeaderMap, Method};
 
-use crate::support::{config, start, within, Got, Origin, Reply, Seen};
+use crate::support::{config, start, within, Got, Node, Origin, Reply, Seen};
 
 /// The suite's `clientUtils.pause()`.
 pub const PAUSE: Duration = Duration::from_secs(3);
@@ -523,6 +523,75 @@ fn token() -> String {
     )
 }
 
+/// What the client talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Topology {
+    /// One node (the default, shared-cache config).
+    Single,
+    /// An edge forwarding misses to a shard (both default configs otherwise), the client
+    /// at the edge; `edge_keeps`: the edge stores what it may (`hot_key_threshold = 0`),
+    /// else it keeps only hot keys (the default) and relays the shard's answers.
+    Tier { edge_keeps: bool },
+}
+
+/// The client-facing node, and the nodes behind it (kept running for the case).
+async fn start_nodes(topology: Topology, origin: std::net::SocketAddr) -> (Node, Vec<Node>) {
+    let Topology::Tier { edge_keeps } = topology else {
+        return (start(config(&[origin])).await, Vec::new());
+    };
+    // Each case's nodes on a loopback address of their own: a port picked free and
+    // bound a moment later could otherwise be taken in between by another case's
+    // origin, and a peer configured there would talk to the wrong server.
+    static NEXT_IP: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT_IP.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let ip = std::net::Ipv4Addr::new(127, 1, (n / 200 % 250) as u8, (n % 200 + 1) as u8);
+    // Four distinct free ports: held together while picked, so none comes twice.
+    let free4 = || {
+        let held: Vec<std::net::TcpListener> = (0..4)
+            .map(|_| std::net::TcpListener::bind((ip, 0)).unwrap())
+            .collect();
+        let a: Vec<std::net::SocketAddr> = held.iter().map(|l| l.local_addr().unwrap()).collect();
+        (a[0], a[1], a[2], a[3])
+    };
+    // Ports are picked free and bound a moment later: with every case starting nodes
+    // at once, another may take one in between; then try again with others.
+    for _ in 0..10 {
+        let (edge_pub, edge_adm, shard_pub, shard_adm) = free4();
+        let node = |name: &str,
+                    role: &str,
+                    public: std::net::SocketAddr,
+                    admin: std::net::SocketAddr| {
+            let text = format!(
+                "[node]\nname = \"{name}\"\nrole = \"{role}\"\n[[listen]]\naddress = \"{public}\"\n[[origin]]\naddress = \"{origin}\"\n[origin.health]\nenabled = false\n[admin]\naddress = \"{admin}\"\n[log]\naccess_log = false\n[cluster]\nenabled = true\nhealth_interval = \"1s\"\nhealth_timeout = \"20s\"\nfall = 100\nconnect_timeout = \"10s\"\nfirst_byte_timeout = \"20s\"\nhot_key_threshold = {}\npeers = [\n  {{ name = \"edge\", address = \"{edge_pub}\", admin = \"{edge_adm}\", role = \"edge\" }},\n  {{ name = \"shard\", address = \"{shard_pub}\", admin = \"{shard_adm}\", role = \"shard\" }},\n]\n",
+                if edge_keeps { 0 } else { 100 }
+            );
+            lacquer::config::Config::parse(&text, "tier.toml").unwrap_or_else(|e| panic!("{e}"))
+        };
+        // Failover is not what these cases test: on a loaded machine a slow probe must
+        // not mark the shard down and send the edge to the origin (timeouts above).
+        // The shard first: an edge that found it down at start would skip it for a while.
+        let Some(shard) = try_start(node("shard", "shard", shard_pub, shard_adm)).await else {
+            continue;
+        };
+        let Some(edge) = try_start(node("edge", "edge", edge_pub, edge_adm)).await else {
+            shard.stop().await;
+            continue;
+        };
+        return (edge, vec![shard]);
+    }
+    panic!("no free ports for an edge and a shard after 10 tries");
+}
+
+async fn try_start(cfg: lacquer::config::Config) -> Option<Node> {
+    let running = lacquer::server::start(cfg).await.ok()?;
+    let addr = running.listen[0];
+    Some(Node {
+        running: Some(running),
+        addr,
+        client: crate::support::client(),
+    })
+}
+
 /// Run one case against a fresh origin and lacquer node (default, shared-cache config).
 pub async fn run_case(case: Case) -> Result<(), Fail> {
     let uuid = token();
@@ -534,7 +603,7 @@ pub async fn run_case(case: Case) -> Result<(), Fail> {
     }));
     let s2 = state.clone();
     let origin = Origin::start(move |seen, _n| serve(&s2, seen)).await;
-    let node = start(config(&[origin.addr])).await;
+    let (node, _behind) = start_nodes(crate::TOPOLOGY, origin.addr).await;
 
     let mut responses: Vec<Got> = Vec::new();
     for (i, req) in case.requests.iter().enumerate() {
@@ -833,6 +902,29 @@ fn results(all: fn() -> Vec<Case>) -> tokio::sync::watch::Receiver<Results> {
             rx
         })
         .clone()
+}
+
+/// `expect_pass`, except for a case listed in `differs` (with the reason its outcome may
+/// differ in this topology): that one is reported, not failed.
+pub async fn expect_pass_unless(
+    all: fn() -> Vec<Case>,
+    id: &'static str,
+    differs: &[(&str, &str)],
+) {
+    match differs.iter().find(|(d, _)| *d == id) {
+        Some((_, why)) => {
+            let mut rx = results(all);
+            let r = within(120, async {
+                rx.wait_for(|m| m.contains_key(id))
+                    .await
+                    .ok()
+                    .and_then(|m| m.get(id).cloned())
+            })
+            .await;
+            eprintln!("{id}: allowed to differ ({why}); outcome: {r:?}");
+        }
+        None => expect_pass(all, id).await,
+    }
 }
 
 /// Wait for `id`'s result and fail the test the way the suite would.
