@@ -144,7 +144,9 @@ async fn purges_owed_to_an_unreachable_peer_survive_reload_and_restart() {
         ))
         .await;
         let host = [("host", "example.com")];
-        for path in ["/x", "/y"] {
+        // The issue's run: 83 objects purged while their shard was unreachable.
+        let many: Vec<String> = (0..83).map(|i| format!("/m{i}")).collect();
+        for path in many.iter().map(String::as_str).chain(["/x", "/y"]) {
             b.get_with(path, &host).await;
             assert!(b.get_with(path, &host).await.is_hit(), "{path} cached on b");
         }
@@ -171,13 +173,10 @@ async fn purges_owed_to_an_unreachable_peer_survive_reload_and_restart() {
         })
         .await;
 
-        let answer = admin_call(
-            a_adm,
-            http::Method::POST,
-            "/purge",
-            r#"{"urls":["http://example.com/x"],"scope":"cluster"}"#,
-        )
-        .await;
+        let mut urls: Vec<String> = many.iter().map(|p| format!("http://example.com{p}")).collect();
+        urls.push("http://example.com/x".into());
+        let body = serde_json::json!({ "urls": urls, "scope": "cluster" }).to_string();
+        let answer = admin_call(a_adm, http::Method::POST, "/purge", &body).await;
         let ack = &answer["nodes"][1];
         assert_eq!(ack["node"], "b", "{answer}");
         assert_eq!(ack["pending"], true, "{answer}");
@@ -222,11 +221,17 @@ async fn purges_owed_to_an_unreachable_peer_survive_reload_and_restart() {
             member(&s, "b")["purges_behind"] == 0
         })
         .await;
-        for path in ["/x", "/y"] {
+        let mut served_again = 0;
+        for path in many.iter().map(String::as_str).chain(["/x", "/y"]) {
             let got = b.get_with(path, &host).await;
-            assert!(!got.is_hit(), "{path} purged on b: {}", got.cache_status());
+            if got.is_hit() {
+                served_again += 1;
+            }
             assert_eq!(origin.count(path), 2, "{path}");
         }
+        // The figure for the issue's note (it was 66 of 83 before).
+        println!("purged while unreachable, then a reload and a restart of the node that took the purges: {served_again} of 85 served again by the shard");
+        assert_eq!(served_again, 0);
         relay.cut();
         a.stop().await;
         b.stop().await;
