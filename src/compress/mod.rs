@@ -139,14 +139,16 @@ impl Policy {
         {
             return false;
         }
+        // Cheapest and most often decisive first: small bodies (every hit of a small
+        // object asks this).
+        if content_length(headers).is_some_and(|n| n <= self.min_size) {
+            return false;
+        }
         let identity = headers
             .get_all(header::CONTENT_ENCODING)
             .iter()
             .all(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity"));
         if !identity || headers.contains_key(header::CONTENT_RANGE) {
-            return false;
-        }
-        if content_length(headers).is_some_and(|n| n <= self.min_size) {
             return false;
         }
         let Some(media) = media_type(headers) else {
@@ -290,12 +292,14 @@ impl Asked {
         if req.headers.contains_key(header::RANGE) {
             return None;
         }
-        let no_transform =
-            CacheControl::parse(req.headers.get_all(header::CACHE_CONTROL)).no_transform;
+        // The request's Cache-Control is parsed only when it could matter: an encoding
+        // is accepted and the field is there at all (this runs on every request).
+        let encoding = accept::preferred(&req.headers).filter(|_| {
+            !req.headers.contains_key(header::CACHE_CONTROL)
+                || !CacheControl::parse(req.headers.get_all(header::CACHE_CONTROL)).no_transform
+        });
         Some(Asked {
-            encoding: (!no_transform)
-                .then(|| accept::preferred(&req.headers))
-                .flatten(),
+            encoding,
             head: req.method == Method::HEAD,
         })
     }
