@@ -127,6 +127,9 @@ pub struct SiteConfig {
     pub request_headers: HeaderEdits,
     pub response_headers: HeaderEdits,
     pub cache: SiteCacheConfig,
+    /// The site's own `limits.tunnel_idle_timeout` for its WebSocket tunnels.
+    #[serde(deserialize_with = "units::de_opt_duration")]
+    pub tunnel_idle_timeout: Option<Duration>,
 }
 
 /// A per-client-IP token bucket.

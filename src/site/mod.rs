@@ -42,6 +42,8 @@ pub struct Site {
     /// Some of the key's fields carry cookies (`key.cookies`).
     key_cookies: bool,
     meters: Option<SiteMeters>,
+    /// The site's own bound on a silent WebSocket tunnel (else `limits`').
+    tunnel_idle_timeout: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for Site {
@@ -101,6 +103,10 @@ impl Site {
     pub fn meters(&self) -> Option<&SiteMeters> {
         self.meters.as_ref()
     }
+    /// How long the site's WebSocket tunnels may be silent, when it sets its own bound.
+    pub fn tunnel_idle_timeout(&self) -> Option<std::time::Duration> {
+        self.tunnel_idle_timeout
+    }
 
     fn new(name: &str, group_name: &str, rules: CacheRules) -> Site {
         Site {
@@ -118,6 +124,7 @@ impl Site {
             request_edits: HeaderEdit::default(),
             response_edits: HeaderEdit::default(),
             meters: None,
+            tunnel_idle_timeout: None,
         }
     }
 }
@@ -235,5 +242,6 @@ fn compile(cfg: &Config, s: &SiteConfig) -> Result<Site, String> {
     site.answer = Answer::compile(s).map_err(at)?;
     site.request_edits = HeaderEdit::compile(&s.request_headers, false).map_err(at)?;
     site.response_edits = HeaderEdit::compile(&s.response_headers, true).map_err(at)?;
+    site.tunnel_idle_timeout = s.tunnel_idle_timeout;
     Ok(site)
 }
