@@ -1,6 +1,7 @@
 //! The bytes of an upgraded connection, copied both ways between client and origin
-//! until both ends have finished (each end's EOF is passed on as a half-close), either
-//! fails, nothing moves either way for the idle bound, or shutdown's drain runs out.
+//! until both ends have finished (each end's EOF is passed on as a half-close, and the
+//! other end then has `LINGER` to finish too), either fails, nothing moves either way
+//! for the idle bound, or shutdown's drain runs out.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -16,6 +17,12 @@ use tokio::time::Instant;
 /// tunnel holds at most twice this, and a slow reader stops the reads from its peer.
 const CHUNK: usize = 8 * 1024;
 
+/// How long the other end may go on once one end has closed its side. A WebSocket
+/// sends nothing after its close frame but the close reply, so this bounds only the
+/// closing handshake; an end that never closes would otherwise hold the tunnel until
+/// the idle bound.
+const LINGER: Duration = Duration::from_secs(5);
+
 /// Why a tunnel ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum End {
@@ -23,6 +30,8 @@ pub(super) enum End {
     Closed,
     /// An end failed (reset, broken pipe).
     Failed,
+    /// One end closed, and the other did not follow within `LINGER`.
+    HalfClosed,
     Idle,
     Shutdown,
 }
@@ -93,13 +102,33 @@ impl Relay {
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
-            r = async { tokio::try_join!(up, down) } => match r {
-                Ok(_) => End::Closed,
-                Err(_) => End::Failed,
-            },
-            () = silent => End::Idle,
-            () = drained => End::Shutdown,
+        let (mut up, mut down) = (std::pin::pin!(up), std::pin::pin!(down));
+        let (mut silent, mut drained) = (std::pin::pin!(silent), std::pin::pin!(drained));
+        let linger = tokio::time::sleep(Duration::MAX);
+        let mut linger = std::pin::pin!(linger);
+        let (mut up_done, mut down_done) = (false, false);
+        loop {
+            tokio::select! {
+                r = &mut up, if !up_done => {
+                    if r.is_err() {
+                        return End::Failed;
+                    }
+                    up_done = true;
+                }
+                r = &mut down, if !down_done => {
+                    if r.is_err() {
+                        return End::Failed;
+                    }
+                    down_done = true;
+                }
+                () = &mut linger, if up_done || down_done => return End::HalfClosed,
+                () = &mut silent => return End::Idle,
+                () = &mut drained => return End::Shutdown,
+            }
+            if up_done && down_done {
+                return End::Closed;
+            }
+            linger.as_mut().reset(Instant::now() + LINGER);
         }
     }
 }
