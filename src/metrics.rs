@@ -436,7 +436,11 @@ impl Metrics {
             Unit::Bytes,
             tunnel_bytes.clone(),
         );
-        let direction = |direction| tunnel_bytes.get_or_create(&DirectionLabel { direction }).clone();
+        let direction = |direction| {
+            tunnel_bytes
+                .get_or_create(&DirectionLabel { direction })
+                .clone()
+        };
         let tunnels = TunnelMeters {
             open: Gauge::default(),
             opened: Counter::default(),

@@ -551,7 +551,7 @@ impl Acceptor {
                 // The connection's place among max_connections, and in the open gauge;
                 // a tunnel made of it keeps both (`ConnectionSlot`).
                 let slot = ConnectionSlot::new((permit, live.shared.metrics.connection()));
-                let (stream, prefix, peer) = if proxy_protocol {
+                let accepted = if proxy_protocol {
                     match read_proxy_header(stream, peer, &live, limits.header_read_timeout).await {
                         Some(s) => s,
                         None => return,
@@ -559,7 +559,7 @@ impl Acceptor {
                 } else {
                     (stream, Bytes::new(), peer)
                 };
-                serve_connection(live, stream, prefix, peer, tls, limits, close_rx, slot).await;
+                serve_connection(live, accepted, tls, limits, close_rx, slot).await;
             });
         }
         drop(self.listener);
@@ -622,9 +622,7 @@ impl Refusals {
 /// the client leaves, goes idle, or the node drains.
 async fn serve_connection(
     live: Arc<Live>,
-    stream: TcpStream,
-    prefix: Bytes,
-    peer: SocketAddr,
+    (stream, prefix, peer): (TcpStream, Bytes, SocketAddr),
     tls: Option<tokio_rustls::TlsAcceptor>,
     limits: Arc<LimitsConfig>,
     close: watch::Receiver<bool>,

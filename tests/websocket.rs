@@ -53,6 +53,8 @@ impl EchoOrigin {
     }
 }
 
+// The handshake callback's result type is tungstenite's.
+#[allow(clippy::result_large_err)]
 async fn echo(stream: TcpStream, seen: Arc<Mutex<Vec<HeaderMap>>>) {
     let check = move |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
         seen.lock().unwrap().push(req.headers().clone());
@@ -138,9 +140,13 @@ async fn a_tunnel_echoes_text_and_binary_and_keeps_the_handshake_fields() {
     within(30, async {
         let origin = EchoOrigin::start().await;
         let node = start(config(&[origin.addr])).await;
-        let (mut ws, answer) = connect(&node, "/live?match=7", &[("sec-websocket-protocol", "chat")])
-            .await
-            .unwrap();
+        let (mut ws, answer) = connect(
+            &node,
+            "/live?match=7",
+            &[("sec-websocket-protocol", "chat")],
+        )
+        .await
+        .unwrap();
         assert_eq!(answer.status(), 101);
         assert_eq!(
             answer.headers().get("sec-websocket-protocol").unwrap(),
@@ -231,7 +237,10 @@ async fn an_h2c_upgrade_is_not_tunnelled() {
         assert_eq!(got.text(), "h1 it is");
         let seen = plain.last().unwrap();
         for field in ["upgrade", "http2-settings", "connection"] {
-            assert!(seen.headers.get(field).is_none(), "{field} reached the origin");
+            assert!(
+                seen.headers.get(field).is_none(),
+                "{field} reached the origin"
+            );
         }
         // A WebSocket upgrade on a POST is no handshake either.
         let got = node
@@ -432,7 +441,10 @@ async fn a_thousand_tunnels_each_echo_a_hundred_messages_through_a_reload() {
         changed.limits.tunnel_idle_timeout = Duration::from_secs(120);
         let live = node.running.as_ref().unwrap().live.clone();
         let note = live.reload(changed).await.unwrap();
-        println!("reloaded at {} messages: {note}", sent.load(Ordering::Relaxed));
+        println!(
+            "reloaded at {} messages: {note}",
+            sent.load(Ordering::Relaxed)
+        );
         for c in clients {
             c.await.unwrap();
         }
@@ -511,7 +523,10 @@ async fn metrics_count_tunnels_bytes_and_refusals() {
         );
         assert!((1008.0..1100.0).contains(&up), "client to origin: {up}");
         assert!((1004.0..1100.0).contains(&down), "origin to client: {down}");
-        assert!(matches!(connect(&node, "/deny", &[]).await, Err(WsError::Http(_))));
+        assert!(matches!(
+            connect(&node, "/deny", &[]).await,
+            Err(WsError::Http(_))
+        ));
         assert_eq!(
             metric(&node, "lacquer_tunnels_refused_total{reason=\"origin\"}"),
             1.0
@@ -554,7 +569,10 @@ async fn a_websocket_over_http2_extended_connect() {
             .insert(hyper::ext::Protocol::from_static("websocket"));
         let resp = sender.send_request(req).await.unwrap();
         assert_eq!(resp.status(), 200, "{resp:?}");
-        assert_eq!(resp.headers().get("sec-websocket-protocol").unwrap(), "chat");
+        assert_eq!(
+            resp.headers().get("sec-websocket-protocol").unwrap(),
+            "chat"
+        );
         let upgraded = hyper::upgrade::on(resp).await.unwrap();
         let mut ws =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await;

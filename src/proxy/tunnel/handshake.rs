@@ -137,7 +137,10 @@ mod tests {
     use super::*;
 
     fn parts(method: Method, version: Version, fields: &[(&str, &str)]) -> request::Parts {
-        let mut b = http::Request::builder().method(method).version(version).uri("/ws");
+        let mut b = http::Request::builder()
+            .method(method)
+            .version(version)
+            .uri("/ws");
         for (k, v) in fields {
             b = b.header(*k, *v);
         }
@@ -149,24 +152,37 @@ mod tests {
         // RFC 6455 1.3.
         assert_eq!(
             accept_for(b"dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzzzZgVbuzaw="
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
     }
 
     #[test]
     fn only_websocket_upgrades_are_tunnelled() {
-        let ws = [("connection", "keep-alive, Upgrade"), ("upgrade", "WebSocket")];
-        assert_eq!(kind(&parts(Method::GET, Version::HTTP_11, &ws)), Some(Kind::Http1));
-        let h2c = [("connection", "Upgrade, HTTP2-Settings"), ("upgrade", "h2c")];
+        let ws = [
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "WebSocket"),
+        ];
+        assert_eq!(
+            kind(&parts(Method::GET, Version::HTTP_11, &ws)),
+            Some(Kind::Http1)
+        );
+        let h2c = [
+            ("connection", "Upgrade, HTTP2-Settings"),
+            ("upgrade", "h2c"),
+        ];
         assert_eq!(kind(&parts(Method::GET, Version::HTTP_11, &h2c)), None);
         assert_eq!(kind(&parts(Method::POST, Version::HTTP_11, &ws)), None);
         assert_eq!(kind(&parts(Method::GET, Version::HTTP_10, &ws)), None);
         let no_connection = [("upgrade", "websocket")];
-        assert_eq!(kind(&parts(Method::GET, Version::HTTP_11, &no_connection)), None);
+        assert_eq!(
+            kind(&parts(Method::GET, Version::HTTP_11, &no_connection)),
+            None
+        );
         // CONNECT without :protocol is plain CONNECT, refused elsewhere.
         assert_eq!(kind(&parts(Method::CONNECT, Version::HTTP_2, &[])), None);
         let mut p = parts(Method::CONNECT, Version::HTTP_2, &[]);
-        p.extensions.insert(hyper::ext::Protocol::from_static("websocket"));
+        p.extensions
+            .insert(hyper::ext::Protocol::from_static("websocket"));
         assert_eq!(kind(&p), Some(Kind::Http2));
     }
 

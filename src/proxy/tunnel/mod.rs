@@ -35,11 +35,15 @@ const HANDOVER: Duration = Duration::from_secs(10);
 /// it that may become tunnels: an HTTP/1.1 connection's task ends when it is upgraded,
 /// and the tunnel keeps the place from then on.
 #[derive(Clone)]
-pub struct ConnectionSlot(#[allow(dead_code)] Arc<dyn std::any::Any + Send + Sync>);
+pub struct ConnectionSlot {
+    _hold: Arc<dyn std::any::Any + Send + Sync>,
+}
 
 impl ConnectionSlot {
     pub fn new<T: Send + Sync + 'static>(hold: T) -> ConnectionSlot {
-        ConnectionSlot(Arc::new(hold))
+        ConnectionSlot {
+            _hold: Arc::new(hold),
+        }
     }
 }
 

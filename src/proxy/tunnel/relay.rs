@@ -134,7 +134,12 @@ impl Relay {
 }
 
 /// Copy `from` to `to` until `from` ends, then end `to`'s side (half-close).
-async fn pump<R, W>(from: &mut R, to: &mut W, bytes: &Counter, activity: &Activity) -> std::io::Result<()>
+async fn pump<R, W>(
+    from: &mut R,
+    to: &mut W,
+    bytes: &Counter,
+    activity: &Activity,
+) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
