@@ -644,7 +644,10 @@ async fn serve_connection(
     let metrics = live.shared.metrics.clone();
     let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         if tunnel::may_upgrade(req.method(), req.headers()) {
-            req.extensions_mut().insert(slot.clone());
+            // A tunnel keeps the connection's slot; on HTTP/2, where the connection goes
+            // on around it, also keeps the connection's idle timer from cutting it.
+            let held = (slot.clone(), in_flight.hold());
+            req.extensions_mut().insert(ConnectionSlot::new(held));
         }
         let proxy = live.proxy();
         let waiting = in_flight.begin();

@@ -545,7 +545,11 @@ async fn a_websocket_over_http2_extended_connect() {
     use hyper_util::rt::{TokioExecutor, TokioIo};
     within(30, async {
         let origin = EchoOrigin::start().await;
-        let node = start(config(&[origin.addr])).await;
+        let mut cfg = config(&[origin.addr]);
+        // A tunnel's silences are bounded by tunnel_idle_timeout, not by the idle bound
+        // of the HTTP/2 connection carrying it.
+        cfg.limits.idle_timeout = Duration::from_millis(500);
+        let node = start(cfg).await;
         let tcp = TcpStream::connect(node.addr).await.unwrap();
         let (mut sender, conn) =
             hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
@@ -577,6 +581,8 @@ async fn a_websocket_over_http2_extended_connect() {
         let mut ws =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await;
         let m = Message::text("over h2");
+        assert_eq!(round_trip(&mut ws, m.clone()).await, m);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
         assert_eq!(round_trip(&mut ws, m.clone()).await, m);
         let b = Message::binary(vec![1u8; 70_000]);
         assert_eq!(round_trip(&mut ws, b.clone()).await, b);

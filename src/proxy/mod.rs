@@ -475,14 +475,14 @@ impl Proxy {
     async fn classify(
         self: &Arc<Self>,
         ctx: &Ctx,
-        parts: request::Parts,
+        mut parts: request::Parts,
         body: Incoming,
         cookie_pass: bool,
     ) -> (Response<ProxyBody>, CacheStatus) {
         if parts.method.as_str() == "PURGE" {
             return (self.purge(ctx), CacheStatus::default());
         }
-        if let Some(kind) = tunnel::kind(&parts) {
+        if let Some(kind) = tunnel::wanted(&mut parts) {
             return Box::pin(self.tunnel(ctx, parts, kind)).await;
         }
         let has_body = headers::content_length(&parts.headers).is_some_and(|n| n > 0)

@@ -61,6 +61,19 @@ pub fn kind(parts: &request::Parts) -> Option<Kind> {
     handshake::kind(parts)
 }
 
+/// `kind`, for the request path: a request that is no tunnel lets go of its
+/// connection's slot at once (a fetch or refresh may keep its head for a while).
+pub(super) fn wanted(parts: &mut request::Parts) -> Option<Kind> {
+    if !may_upgrade(&parts.method, &parts.headers) {
+        return None;
+    }
+    let kind = handshake::kind(parts);
+    if kind.is_none() {
+        parts.extensions.remove::<ConnectionSlot>();
+    }
+    kind
+}
+
 impl Proxy {
     /// Open a tunnel to the site's origin group for a WebSocket handshake.
     pub(super) async fn tunnel(
