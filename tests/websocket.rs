@@ -595,3 +595,61 @@ async fn a_websocket_over_http2_extended_connect() {
     })
     .await;
 }
+
+/// In a PoP, an edge sends a WebSocket straight to its origins: never to the shard that
+/// owns the URL's key (a tunnel is one client's, and a shard is a cache).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_tunnels_to_the_origin_not_through_a_shard() {
+    within(30, async {
+        let origin = EchoOrigin::start().await;
+        let free = |ip: [u8; 4]| {
+            let l = std::net::TcpListener::bind((std::net::Ipv4Addr::from(ip), 0)).unwrap();
+            l.local_addr().unwrap()
+        };
+        let (edge_addr, edge_admin) = (free([127, 0, 0, 61]), free([127, 0, 0, 61]));
+        let (shard_addr, shard_admin) = (free([127, 0, 0, 62]), free([127, 0, 0, 62]));
+        let node = |name: &str, role: &str, public: SocketAddr, admin: SocketAddr| {
+            let text = format!(
+                "[node]\nname = \"{name}\"\nrole = \"{role}\"\n[[listen]]\naddress = \"{public}\"\n\
+                 [[origin]]\naddress = \"{}\"\n[origin.health]\nenabled = false\n\
+                 [admin]\naddress = \"{admin}\"\n[log]\naccess_log = false\n\
+                 [cluster]\nenabled = true\nhealth_interval = \"100ms\"\nramp_up = \"0s\"\npeers = [\n\
+                 {{ name = \"e\", address = \"{edge_addr}\", admin = \"{edge_admin}\", role = \"edge\" }},\n\
+                 {{ name = \"s\", address = \"{shard_addr}\", admin = \"{shard_admin}\", role = \"shard\" }},\n]\n",
+                origin.addr
+            );
+            Config::parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"))
+        };
+        let shard = start(node("s", "shard", shard_addr, shard_admin)).await;
+        let edge = start(node("e", "edge", edge_addr, edge_admin)).await;
+        // The edge sees the shard up before the tunnel, so a forward would have gone there.
+        until("the edge to see the shard up", || {
+            metric(&edge, "lacquer_peer_up{peer=\"s\"}") == 1.0
+        })
+        .await;
+        let (mut ws, _) = connect(&edge, "/live/scores", &[]).await.unwrap();
+        let m = Message::text("via the edge");
+        assert_eq!(round_trip(&mut ws, m.clone()).await, m);
+        drop(ws);
+        assert_eq!(metric(&edge, "lacquer_tunnels_opened_total"), 1.0);
+        assert_eq!(metric(&shard, "lacquer_tunnels_opened_total"), 0.0);
+        let seen = origin.handshakes();
+        assert_eq!(seen.len(), 1);
+        assert!(seen[0].get("x-lacquer-hop").is_none(), "{:?}", seen[0]);
+        let requests = |node: &Node| -> f64 {
+            let text = node.running.as_ref().unwrap().proxy().metrics_text();
+            text.lines()
+                .filter(|l| l.starts_with("lacquer_requests_total{"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        assert_eq!(requests(&shard), 0.0);
+        // The same URL without an upgrade is the shard's to answer (its origin, a
+        // WebSocket-only server, refuses a plain GET).
+        let _ = edge.get("/live/scores").await;
+        assert_eq!(requests(&shard), 1.0);
+        edge.stop().await;
+        shard.stop().await;
+    })
+    .await;
+}
