@@ -545,11 +545,28 @@ async fn a_websocket_over_http2_extended_connect() {
     use hyper_util::rt::{TokioExecutor, TokioIo};
     within(30, async {
         let origin = EchoOrigin::start().await;
-        let mut cfg = config(&[origin.addr]);
         // A tunnel's silences are bounded by tunnel_idle_timeout, not by the idle bound
-        // of the HTTP/2 connection carrying it.
-        cfg.limits.idle_timeout = Duration::from_millis(500);
-        let node = start(cfg).await;
+        // of the HTTP/2 connection carrying it; and a site's `methods` see a GET.
+        let text = format!(
+            r#"
+[[listen]]
+address = "127.0.0.1:0"
+[[origin]]
+address = "{}"
+health = {{ enabled = false }}
+[log]
+access_log = false
+[admin]
+enabled = false
+[limits]
+idle_timeout = "500ms"
+[[site]]
+name = "reads"
+methods = ["GET"]
+"#,
+            origin.addr
+        );
+        let node = start(Config::parse(&text, "t.toml").unwrap()).await;
         let tcp = TcpStream::connect(node.addr).await.unwrap();
         let (mut sender, conn) =
             hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))

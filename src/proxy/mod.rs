@@ -399,10 +399,13 @@ impl Proxy {
         let Some(authority) = authority_of(parts) else {
             return Err((StatusCode::BAD_REQUEST, "missing or invalid Host"));
         };
-        match self
-            .sites
-            .route(authority, parts.uri.path(), &parts.method, https)
-        {
+        // A WebSocket is a GET to a site's `methods`, whichever protocol carries it.
+        let method = if parts.method == Method::CONNECT && tunnel::kind(parts).is_some() {
+            &Method::GET
+        } else {
+            &parts.method
+        };
+        match self.sites.route(authority, parts.uri.path(), method, https) {
             Routed::Site(site) => Ok(site.clone()),
             Routed::Misdirected => Err((
                 StatusCode::MISDIRECTED_REQUEST,
