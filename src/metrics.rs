@@ -146,6 +146,29 @@ struct CompressLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabel {
+    direction: &'static str,
+}
+
+/// WebSocket tunnels: resolved once, so a relayed chunk bumps an atomic.
+#[derive(Debug, Clone)]
+pub struct TunnelMeters {
+    pub open: Gauge,
+    pub opened: Counter,
+    pub client_to_origin: Counter,
+    pub origin_to_client: Counter,
+    refused: Family<ReasonLabel, Counter>,
+}
+
+impl TunnelMeters {
+    /// An upgrade request not tunnelled: `limit` (max_tunnels), `origin` (no 101),
+    /// `failed` (no origin answer at all).
+    pub fn refused(&self, reason: &'static str) {
+        self.refused.get_or_create(&ReasonLabel { reason }).inc();
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GeoLabels {
     pop: String,
     outcome: &'static str,
@@ -215,6 +238,7 @@ pub struct Metrics {
     site_rate_limited: Family<SiteLabel, Counter>,
     site_requests: Family<SiteRequestLabels, Counter>,
     site_rate_limit_clients: Family<SiteLabel, Gauge>,
+    pub tunnels: TunnelMeters,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -418,6 +442,40 @@ impl Metrics {
             "Client addresses a site's rate limiter tracks (at most its max_clients), by site",
             site_rate_limit_clients.clone(),
         );
+        let tunnel_bytes = Family::<DirectionLabel, Counter>::default();
+        registry.register_with_unit(
+            "tunnel",
+            "Bytes relayed through WebSocket tunnels, by direction",
+            Unit::Bytes,
+            tunnel_bytes.clone(),
+        );
+        let direction = |direction| {
+            tunnel_bytes
+                .get_or_create(&DirectionLabel { direction })
+                .clone()
+        };
+        let tunnels = TunnelMeters {
+            open: Gauge::default(),
+            opened: Counter::default(),
+            client_to_origin: direction("client_to_origin"),
+            origin_to_client: direction("origin_to_client"),
+            refused: Family::default(),
+        };
+        registry.register(
+            "tunnels_open",
+            "WebSocket tunnels open",
+            tunnels.open.clone(),
+        );
+        registry.register(
+            "tunnels_opened",
+            "WebSocket tunnels opened (the origin answered 101)",
+            tunnels.opened.clone(),
+        );
+        registry.register(
+            "tunnels_refused",
+            "WebSocket upgrade requests not tunnelled, by reason (limit, origin, failed)",
+            tunnels.refused.clone(),
+        );
 
         let mut req_vec = Vec::with_capacity(RESULTS.len() * CLASSES.len());
         for result in RESULTS {
@@ -471,6 +529,7 @@ impl Metrics {
             site_rate_limited,
             site_rate_limit_clients,
             site_requests,
+            tunnels,
         }
     }
 

@@ -24,6 +24,7 @@ use bytes::Bytes;
 use crate::config::{self, Config, LimitsConfig, ListenConfig};
 use crate::metrics::Metrics;
 use crate::origin::OriginGroups;
+use crate::proxy::tunnel::{self, ConnectionSlot, Tunnels};
 use crate::proxy::{ClientInfo, HeadLimits, Proxy, Settings, Setup};
 use crate::site::Sites;
 use crate::tls::{self, CertPaths, Tls};
@@ -63,9 +64,18 @@ impl Running {
     /// Stop accepting, let in-flight requests finish (bounded by `drain_timeout`), return.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
+        // Upgraded connections are no longer the listeners' to drain: they get the same
+        // drain_timeout on their own, and then are cut.
+        let drain = self.live.limits.load().drain_timeout;
+        let tunnels = &self.live.shared.tunnels;
+        tunnels.close_after(drain);
         let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *lock(&self.live.tasks));
         for t in tasks {
             let _ = t.await;
+        }
+        let left = tunnels.wait_closed(drain + TUNNEL_CLOSE_GRACE).await;
+        if left > 0 {
+            tracing::warn!(left, "WebSocket tunnels still open after drain_timeout");
         }
     }
 
@@ -89,6 +99,8 @@ pub struct Shared {
     pub cache: Arc<Cache>,
     pub coalescer: Arc<Coalescer>,
     pub metrics: Arc<Metrics>,
+    /// Open WebSocket tunnels: a reload keeps them, shutdown closes them.
+    pub tunnels: Arc<Tunnels>,
 }
 
 impl Shared {
@@ -107,6 +119,7 @@ impl Shared {
                 cfg.cache.hit_for_miss_ttl,
             )),
             coalescer: Coalescer::new(cfg.cache.max_waiters, cfg.cache.error_backoff),
+            tunnels: Tunnels::new(metrics.tunnels.clone()),
             metrics,
         })
     }
@@ -421,6 +434,8 @@ pub fn build_proxy(
         pop: cfg.node.pop.clone().unwrap_or_default(),
         site_header: cfg.log.site_header,
         surrogate_control: c.surrogate_control,
+        max_tunnels: cfg.limits.max_tunnels,
+        tunnel_idle_timeout: cfg.limits.tunnel_idle_timeout,
     };
     let geo = if cfg.geo.enabled {
         let geo = crate::geo::Geo::new(&cfg.geo, cfg.node.pop.as_deref(), Some(metrics.clone()))
@@ -439,6 +454,7 @@ pub fn build_proxy(
         settings,
         geo,
         cluster,
+        tunnels: shared.tunnels.clone(),
     }))
 }
 
@@ -537,8 +553,10 @@ impl Acceptor {
             let close_rx = close_rx.clone();
             let proxy_protocol = self.proxy_protocol;
             tokio::spawn(async move {
-                let open = live.shared.metrics.connection();
-                let (stream, prefix, peer) = if proxy_protocol {
+                // The connection's place among max_connections, and in the open gauge;
+                // a tunnel made of it keeps both (`ConnectionSlot`).
+                let slot = ConnectionSlot::new((permit, live.shared.metrics.connection()));
+                let accepted = if proxy_protocol {
                     match read_proxy_header(stream, peer, &live, limits.header_read_timeout).await {
                         Some(s) => s,
                         None => return,
@@ -546,9 +564,7 @@ impl Acceptor {
                 } else {
                     (stream, Bytes::new(), peer)
                 };
-                serve_connection(live, stream, prefix, peer, tls, limits, close_rx).await;
-                drop(open);
-                drop(permit);
+                serve_connection(live, accepted, tls, limits, close_rx, slot).await;
             });
         }
         drop(self.listener);
@@ -611,12 +627,11 @@ impl Refusals {
 /// the client leaves, goes idle, or the node drains.
 async fn serve_connection(
     live: Arc<Live>,
-    stream: TcpStream,
-    prefix: Bytes,
-    peer: SocketAddr,
+    (stream, prefix, peer): (TcpStream, Bytes, SocketAddr),
     tls: Option<tokio_rustls::TlsAcceptor>,
     limits: Arc<LimitsConfig>,
     close: watch::Receiver<bool>,
+    slot: ConnectionSlot,
 ) {
     let activity = Activity::new();
     let idle = IdleIo::new(stream, prefix, activity.clone());
@@ -632,7 +647,13 @@ async fn serve_connection(
     };
     let in_flight = activity.clone();
     let metrics = live.shared.metrics.clone();
-    let svc = service_fn(move |req| {
+    let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        if tunnel::may_upgrade(req.method(), req.headers()) {
+            // A tunnel keeps the connection's slot; on HTTP/2, where the connection goes
+            // on around it, also keeps the connection's idle timer from cutting it.
+            let held = (slot.clone(), in_flight.hold());
+            req.extensions_mut().insert(ConnectionSlot::new(held));
+        }
         let proxy = live.proxy();
         let waiting = in_flight.begin();
         async move {
@@ -653,7 +674,7 @@ async fn serve_connection(
     match tls {
         None => {
             let io = Guard::new(idle, guard_limits, activity.clone(), flood);
-            let conn = builder.serve_connection(TokioIo::new(io), svc);
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
             ends.drive(conn).await;
         }
         Some(acceptor) => {
@@ -676,11 +697,14 @@ async fn serve_connection(
                 }
             };
             let io = Guard::new(stream, guard_limits, activity.clone(), flood);
-            let conn = builder.serve_connection(TokioIo::new(io), svc);
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
             ends.drive(conn).await;
         }
     }
 }
+
+/// Past `drain_timeout`, how long shutdown waits for cut tunnels to be gone.
+const TUNNEL_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Request bytes one HTTP/2 connection may send ahead of the node reading them.
 const H2_CONNECTION_WINDOW: u32 = 1 << 20;
@@ -789,7 +813,9 @@ fn http_builder(limits: &LimitsConfig, activity: &Arc<Activity>) -> auto::Builde
         .max_local_error_reset_streams(256)
         // No server PINGs: they would count as activity and keep an idle connection
         // open for ever; the idle timer already closes connections where nothing moves.
-        .keep_alive_interval(None);
+        .keep_alive_interval(None)
+        // RFC 8441: WebSockets over HTTP/2 (`proxy::tunnel`).
+        .enable_connect_protocol();
     b
 }
 

@@ -517,6 +517,11 @@ pub struct LimitsConfig {
     pub h2_max_control_frames_per_sec: u32,
     #[serde(deserialize_with = "units::de_duration")]
     pub drain_timeout: Duration,
+    /// A WebSocket tunnel with no byte either way for this long is closed.
+    #[serde(deserialize_with = "units::de_duration")]
+    pub tunnel_idle_timeout: Duration,
+    /// Tunnels open at once; past it an upgrade request gets 503.
+    pub max_tunnels: usize,
 }
 
 impl Default for LimitsConfig {
@@ -534,6 +539,8 @@ impl Default for LimitsConfig {
             h2_stream_buffer: (64 * KIB) as usize,
             h2_max_control_frames_per_sec: 100,
             drain_timeout: Duration::from_secs(30),
+            tunnel_idle_timeout: Duration::from_secs(600),
+            max_tunnels: 10_000,
         }
     }
 }

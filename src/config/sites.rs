@@ -130,6 +130,9 @@ pub struct SiteConfig {
     /// Compression for this site: `false` turns it off, `true` on; unset follows
     /// `[compression] enabled`.
     pub compress: Option<bool>,
+    /// The site's own `limits.tunnel_idle_timeout` for its WebSocket tunnels.
+    #[serde(deserialize_with = "units::de_opt_duration")]
+    pub tunnel_idle_timeout: Option<Duration>,
 }
 
 /// A per-client-IP token bucket.

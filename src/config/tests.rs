@@ -132,6 +132,8 @@ fn shipped_config_sets_every_key() {
         "h2_stream_buffer",
         "h2_max_control_frames_per_sec",
         "drain_timeout",
+        "tunnel_idle_timeout",
+        "max_tunnels",
         "token_file",
         "open",
         "purge_allowed",

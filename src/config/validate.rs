@@ -314,6 +314,7 @@ fn check_limits(c: &mut Checker<'_, '_>, config: &Config) {
     c.nonzero_duration("limits.body_read_timeout", l.body_read_timeout);
     c.nonzero("limits.max_connections", l.max_connections as u64);
     c.nonzero("limits.h2_max_streams", u64::from(l.h2_max_streams));
+    c.nonzero_duration("limits.tunnel_idle_timeout", l.tunnel_idle_timeout);
 }
 
 fn check_admin(c: &mut Checker<'_, '_>, config: &Config) {

@@ -176,6 +176,9 @@ fn check_sites(c: &mut Checker<'_, '_>, config: &Config) {
             check_edits(c, &format!("{path}.{field}"), list, request);
         }
         check_cache(c, &format!("{path}.cache"), &site.cache, config);
+        if let Some(idle) = site.tunnel_idle_timeout {
+            c.nonzero_duration(&format!("{path}.tunnel_idle_timeout"), idle);
+        }
     }
     if sites.len() <= MAX_SITES {
         for (later, earlier) in site_cover::unreachable(sites) {

@@ -188,6 +188,11 @@ fn body_error(e: &SendError) -> Option<&BodyError> {
     None
 }
 
+/// Keeps a tunnel counted as in flight on its origin server.
+pub struct TunnelHold {
+    _in_flight: InFlight,
+}
+
 /// What goes to the origin: a head that can be replayed for a retry, plus a body.
 pub struct OriginRequest {
     pub method: Method,
@@ -436,6 +441,66 @@ impl OriginPool {
         }
         origin.record_request(verdict, &self.metrics);
         result
+    }
+
+    /// Send an upgrade request (a WebSocket handshake) to one server of the group, on a
+    /// connection of its own, placed as `send_with_affinity` places requests. Not
+    /// retried: a tunnel is one client's, and it retries on its own. The returned hold
+    /// counts the tunnel as in flight on its server (least-connections balancing) for
+    /// as long as it is kept.
+    pub async fn upgrade(
+        &self,
+        req: OriginRequest,
+        affinity: u128,
+    ) -> Result<(Response<Incoming>, TunnelHold), OriginError> {
+        let affinity = match self.balancer.mode() {
+            Balance::Hash => Some(affinity),
+            Balance::RoundRobin | Balance::LeastConnections => None,
+        };
+        let idx = self
+            .balancer
+            .pick(&self.origins, affinity, None)
+            .ok_or(OriginError::NoOrigin)?;
+        let origin = &self.origins[idx];
+        let uri = Uri::builder()
+            .scheme(origin.scheme.clone())
+            .authority(origin.authority.clone())
+            .path_and_query(req.path_and_query)
+            .build()
+            .map_err(|e| OriginError::BadRequest(e.to_string()))?;
+        let mut request = Request::new(req.body);
+        *request.method_mut() = req.method;
+        *request.uri_mut() = uri;
+        *request.version_mut() = Version::HTTP_11;
+        *request.headers_mut() = req.headers;
+        let hold = TunnelHold {
+            _in_flight: InFlight::start(&origin.in_flight),
+        };
+        let timeout = self.cfg.connect_timeout + self.cfg.first_byte_timeout;
+        let started = tokio::time::Instant::now();
+        let result = match tokio::time::timeout(timeout, origin.client.upgrade(request)).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(source)) => Err(OriginError::Connect {
+                origin: origin.address.clone(),
+                source,
+            }),
+            Err(_) => Err(OriginError::Timeout {
+                origin: origin.address.clone(),
+                after: timeout,
+            }),
+        };
+        let (outcome, verdict) = match &result {
+            Ok(r) if r.status().is_server_error() && origin.health.passive_5xx => {
+                ("5xx", Verdict::Failure)
+            }
+            Ok(r) if r.status().is_server_error() => ("5xx", Verdict::Success),
+            Ok(_) => ("ok", Verdict::Success),
+            Err(e @ OriginError::Timeout { .. }) => ("timeout", e.verdict()),
+            Err(e) => ("error", e.verdict()),
+        };
+        origin.meters.record(outcome, started.elapsed());
+        origin.record_request(verdict, &self.metrics);
+        result.map(|resp| (resp, hold))
     }
 
     /// Whether a pool built from these arguments would be this one: then a reload keeps

@@ -234,6 +234,29 @@ impl ConnPool {
         }
     }
 
+    /// Send an upgrade request (`Upgrade: websocket`) on a connection of its own: after
+    /// a 101 the connection carries the upgraded protocol (`hyper::upgrade::on` on the
+    /// response), and otherwise it is closed after the response, never pooled.
+    pub(super) async fn upgrade(
+        &self,
+        mut req: Request<ProxyBody>,
+    ) -> Result<Response<Incoming>, SendError> {
+        let pq = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        *req.uri_mut() = Uri::from(pq);
+        if !req.headers().contains_key(header::HOST) {
+            req.headers_mut()
+                .insert(header::HOST, self.authority.clone());
+        }
+        let (mut tx, _) = self.connect_with(true).await?;
+        tx.try_send_request(req)
+            .await
+            .map_err(|e| SendError::Request(e.into_error()))
+    }
+
     fn checkout(&self) -> Option<Idle> {
         let mut idle = lock(&self.idle);
         // Most recent first: it is the least likely to have been closed by the origin.
@@ -289,6 +312,13 @@ impl ConnPool {
     }
 
     async fn connect(&self) -> Result<(SendRequest<ProxyBody>, Arc<ConnState>), SendError> {
+        self.connect_with(false).await
+    }
+
+    async fn connect_with(
+        &self,
+        upgrades: bool,
+    ) -> Result<(SendRequest<ProxyBody>, Arc<ConnState>), SendError> {
         let state = Arc::new(ConnState {
             desynced: AtomicBool::new(false),
             hooks: Mutex::new(VecDeque::new()),
@@ -300,7 +330,7 @@ impl ConnPool {
                     .call(self.target.clone())
                     .await
                     .map_err(|e| SendError::Connect(Box::new(e)))?;
-                handshake(io, state.clone()).await?
+                handshake(io, state.clone(), upgrades).await?
             }
             Connector::Tls(c) => {
                 let io = c
@@ -308,14 +338,18 @@ impl ConnPool {
                     .call(self.target.clone())
                     .await
                     .map_err(SendError::Connect)?;
-                handshake(io, state.clone()).await?
+                handshake(io, state.clone(), upgrades).await?
             }
         };
         Ok((tx, state))
     }
 }
 
-async fn handshake<T>(io: T, state: Arc<ConnState>) -> Result<SendRequest<ProxyBody>, SendError>
+async fn handshake<T>(
+    io: T,
+    state: Arc<ConnState>,
+    upgrades: bool,
+) -> Result<SendRequest<ProxyBody>, SendError>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -323,6 +357,15 @@ where
         .handshake(io)
         .await
         .map_err(SendError::Handshake)?;
+    if upgrades {
+        // Resolves once the connection is handed to the upgrade (101) or closed.
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "origin upgrade connection failed");
+            }
+        });
+        return Ok(tx);
+    }
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             if is_desync(&e) {

@@ -8,6 +8,7 @@ pub mod context;
 pub mod fetch;
 pub mod headers;
 pub mod respond;
+pub mod tunnel;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -62,6 +63,9 @@ pub struct Settings {
     pub site_header: bool,
     /// `[cache] surrogate_control`: Surrogate-Control is for this cache, not clients.
     pub surrogate_control: bool,
+    /// `limits.max_tunnels` and `limits.tunnel_idle_timeout`.
+    pub max_tunnels: usize,
+    pub tunnel_idle_timeout: Duration,
 }
 
 impl Settings {
@@ -100,6 +104,8 @@ pub struct Proxy {
     geo: Option<Arc<crate::geo::Geo>>,
     /// The PoP's cache tier, when `[cluster] enabled`.
     cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Open WebSocket tunnels (outlive reloads).
+    tunnels: Arc<tunnel::Tunnels>,
 }
 
 /// What a [`Proxy`] is made of: the cache, in-flight map and metrics outlive reloads;
@@ -114,6 +120,7 @@ pub struct Setup {
     pub settings: Settings,
     pub geo: Option<Arc<crate::geo::Geo>>,
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    pub tunnels: Arc<tunnel::Tunnels>,
 }
 
 /// Where a fetch was answered from.
@@ -152,6 +159,7 @@ impl Proxy {
             settings,
             geo,
             cluster,
+            tunnels,
         } = setup;
         Arc::new(Proxy {
             cache,
@@ -163,6 +171,7 @@ impl Proxy {
             metrics,
             geo,
             cluster,
+            tunnels,
         })
     }
 
@@ -414,10 +423,13 @@ impl Proxy {
         let Some(authority) = authority_of(parts) else {
             return Err((StatusCode::BAD_REQUEST, "missing or invalid Host"));
         };
-        match self
-            .sites
-            .route(authority, parts.uri.path(), &parts.method, https)
-        {
+        // A WebSocket is a GET to a site's `methods`, whichever protocol carries it.
+        let method = if parts.method == Method::CONNECT && tunnel::kind(parts).is_some() {
+            &Method::GET
+        } else {
+            &parts.method
+        };
+        match self.sites.route(authority, parts.uri.path(), method, https) {
             Routed::Site(site) => Ok(site.clone()),
             Routed::Misdirected => Err((
                 StatusCode::MISDIRECTED_REQUEST,
@@ -490,12 +502,15 @@ impl Proxy {
     async fn classify(
         self: &Arc<Self>,
         ctx: &Ctx,
-        parts: request::Parts,
+        mut parts: request::Parts,
         body: Incoming,
         cookie_pass: bool,
     ) -> (Response<ProxyBody>, CacheStatus) {
         if parts.method.as_str() == "PURGE" {
             return (self.purge(ctx).await, CacheStatus::default());
+        }
+        if let Some(kind) = tunnel::wanted(&mut parts) {
+            return Box::pin(self.tunnel(ctx, parts, kind)).await;
         }
         let has_body = headers::content_length(&parts.headers).is_some_and(|n| n > 0)
             || parts.headers.contains_key(header::TRANSFER_ENCODING);
@@ -546,7 +561,7 @@ impl Proxy {
                 "header fields too large",
             ));
         }
-        if parts.method == Method::CONNECT {
+        if parts.method == Method::CONNECT && tunnel::kind(parts).is_none() {
             let mut resp = synthetic(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported");
             resp.headers_mut().insert(
                 header::ALLOW,
@@ -1235,8 +1250,12 @@ impl Proxy {
         site: Option<&Site>,
         forwarded: bool,
     ) {
+        // A 101's Connection and Upgrade are the switch itself (`tunnel`).
+        let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
         let h = resp.headers_mut();
-        headers::strip_hop_by_hop(h);
+        if !switching {
+            headers::strip_hop_by_hop(h);
+        }
         if let Some(site) = site {
             if site.key_cookies() {
                 headers::public_vary(h);

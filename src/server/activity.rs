@@ -75,6 +75,13 @@ impl Activity {
         InFlight(self.clone())
     }
 
+    /// Keep the connection from counting as idle while the guard lives, without counting
+    /// a request: an HTTP/2 stream carrying a tunnel, which has its own idle bound.
+    pub(super) fn hold(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+
     fn touch(&self) {
         let ms = self.base.elapsed().as_millis() as u64;
         self.last_ms.store(ms, Ordering::Relaxed);

@@ -45,6 +45,8 @@ pub struct Site {
     meters: Option<SiteMeters>,
     /// How responses are compressed; None when the site does not compress.
     compression: Option<Arc<Policy>>,
+    /// The site's own bound on a silent WebSocket tunnel (else `limits`').
+    tunnel_idle_timeout: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for Site {
@@ -109,6 +111,11 @@ impl Site {
         self.compression.as_ref()
     }
 
+    /// How long the site's WebSocket tunnels may be silent, when it sets its own bound.
+    pub fn tunnel_idle_timeout(&self) -> Option<std::time::Duration> {
+        self.tunnel_idle_timeout
+    }
+
     fn new(name: &str, group_name: &str, rules: CacheRules) -> Site {
         Site {
             name: Arc::from(name),
@@ -126,6 +133,7 @@ impl Site {
             response_edits: HeaderEdit::default(),
             meters: None,
             compression: None,
+            tunnel_idle_timeout: None,
         }
     }
 }
@@ -251,5 +259,6 @@ fn compile(cfg: &Config, s: &SiteConfig) -> Result<Site, String> {
     site.answer = Answer::compile(s).map_err(at)?;
     site.request_edits = HeaderEdit::compile(&s.request_headers, false).map_err(at)?;
     site.response_edits = HeaderEdit::compile(&s.response_headers, true).map_err(at)?;
+    site.tunnel_idle_timeout = s.tunnel_idle_timeout;
     Ok(site)
 }
