@@ -14,7 +14,8 @@
 # stream), DURATION (10 s measured), WARMUP (3 s), RUNS (1; rows alternate, order
 # rotated per round, the table shows medians), ALIGNED=1 (every stream sends at the
 # same instants), PORT_BASE (19300; uses PORT_BASE..+2), LOADGEN_CPU (0), PROXY_CPU (1),
-# SKIP_BUILD=1. Needs ../shared/perf (its lib.sh starts and stops everything by PID),
+# SKIP_BUILD=1, RETRIES (2) and MAX_OTHER_CPU (40): a run during which other work used
+# more than that % of a core is run again, the least disturbed attempt kept. Needs ../shared/perf (its lib.sh starts and stops everything by PID),
 # nginx and taskset. Prints a markdown table (also written to OUT.md if given) and
 # keeps the raw results in $OUT_DIR.
 set -euo pipefail
@@ -44,6 +45,8 @@ source "$perf/lib.sh"
 : "${PROXY_CPU:=1}"
 : "${QUIET_WAIT:=20}"
 : "${QUIET_THRESHOLD:=15}"
+: "${RETRIES:=2}"
+: "${MAX_OTHER_CPU:=40}"
 : "${OUT_DIR:=$(mktemp -d /tmp/lacquer-sse.XXXXXX)}"
 
 cd "$root"
@@ -132,16 +135,32 @@ for ((r = 1; r <= RUNS; r++)); do
             --duration "$DURATION" --warmup "$WARMUP")
         [[ -n "$ALIGNED" ]] && args+=(--aligned)
         [[ "$s" != direct ]] && args+=(--proxy "127.0.0.1:$port" --pid "$ROW_PID")
-        log "run $r/$RUNS: $s (quiet wait: $(wait_quiet))"
-        raw="$OUT_DIR/$s-$r.txt"
-        if taskset -c "$LOADGEN_CPU" "$bench" "${args[@]}" >"$raw" 2>&1; then
-            sed -n 's/^RESULT //p' "$raw" |
+        # A run during which other work used more than MAX_OTHER_CPU % of a core (other
+        # tenants of the machine) is run again, at most RETRIES times; the least
+        # disturbed attempt is kept.
+        best="" best_other=""
+        for ((a = 0; a <= RETRIES; a++)); do
+            log "run $r/$RUNS: $s attempt $((a + 1)) (quiet wait: $(wait_quiet))"
+            raw="$OUT_DIR/$s-$r-$a.txt"
+            if ! taskset -c "$LOADGEN_CPU" "$bench" "${args[@]}" >"$raw" 2>&1; then
+                log "run $r: $s failed: $(tail -3 "$raw")"
+                continue
+            fi
+            grep -v '^RESULT ' "$raw" | sed "s/^/  $s: /" >&2
+            other=$(sed -n 's/^RESULT //p' "$raw" | "$PY" -c 'import json, sys
+print(json.loads(sys.stdin.read()).get("other_cpu_pct") or 0)')
+            if [[ -z "$best" ]] || "$PY" -c 'import sys; sys.exit(not float(sys.argv[1]) < float(sys.argv[2]))' "$other" "$best_other"; then
+                best=$raw best_other=$other
+            fi
+            "$PY" -c 'import sys; sys.exit(not float(sys.argv[1]) <= float(sys.argv[2]))' "$other" "$MAX_OTHER_CPU" && break
+            log "run $r: $s disturbed (other CPU $other % > $MAX_OTHER_CPU %)"
+        done
+        if [[ -n "$best" ]]; then
+            sed -n 's/^RESULT //p' "$best" |
                 "$PY" -c 'import json, sys
 r = json.loads(sys.stdin.read()); r["system"] = sys.argv[1]; r["run"] = int(sys.argv[2])
-print(json.dumps(r))' "$s" "$r" >>"$RESULTS"
-            grep -v '^RESULT ' "$raw" | sed "s/^/  $s: /" >&2
-        else
-            log "run $r: $s failed: $(tail -3 "$raw")"
+r["attempts"] = int(sys.argv[3]); r["contaminated"] = (r.get("other_cpu_pct") or 0) > float(sys.argv[4])
+print(json.dumps(r))' "$s" "$r" "$((a > RETRIES ? a : a + 1))" "$MAX_OTHER_CPU" >>"$RESULTS"
         fi
         if [[ "$s" != direct ]]; then
             stop_pid "$ROW_PID"
@@ -166,22 +185,24 @@ r0 = rows[0]
 print(f"SSE: {r0['clients']} clients, one event every {r0['interval_ms']} ms per stream"
       f"{' (aligned)' if r0['aligned'] else ''}, {r0['duration_s']} s measured, "
       f"{len(rows) // max(1, len(order))} run(s) per row (medians)\n")
-print("| system | clients | events received | p50 delay (ms) | p99 delay (ms) "
-      "| added p50 / p99 vs direct (ms) | proxy CPU (s) | CPU µs/event | other CPU % |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("Events received (of sent): in the window, by all clients (of written by the origin).\n")
+print("| system | clients | events received (of sent) | p50 delay (ms) | p99 delay (ms) "
+      "| added p50 / p99 vs direct (ms) | proxy CPU (s) | CPU µs/event | other CPU % | disturbed runs |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for s in order:
     rs = by.get(s, [])
     if not rs:
         continue
     p50, p99 = med(r["p50_ms"] for r in rs), med(r["p99_ms"] for r in rs)
-    ev, exp = med(r["events"] for r in rs), med(r["events_expected"] for r in rs)
+    ev, exp = med(r["events"] for r in rs), med(r.get("events_sent") for r in rs)
     conn = med(r["connected"] for r in rs)
     added = "–" if s == "direct" or base["p50_ms"] is None else \
         f"{p50 - base['p50_ms']:+.2f} / {p99 - base['p99_ms']:+.2f}"
     cpu = med(r["proxy_cpu_s"] for r in rs) if s != "direct" else None
     per = med(r["proxy_cpu_us_per_event"] for r in rs) if s != "direct" else None
     print(f"| {s} | {conn:.0f} | {ev:,.0f} of {exp:,.0f} | {fmt(p50)} | {fmt(p99)} | {added} "
-          f"| {fmt(cpu)} | {fmt(per, 1)} | {fmt(med(r['other_cpu_pct'] for r in rs), 0)} |")
+          f"| {fmt(cpu)} | {fmt(per, 1)} | {fmt(med(r['other_cpu_pct'] for r in rs), 0)} "
+          f"| {sum(1 for r in rs if r.get('contaminated'))} of {len(rs)} |")
 errs = [f"{r['system']} run {r['run']}: {r['errors']} errors {r['error_kinds']}, {r['gaps']} missing"
         for r in rows if r["errors"] or r["gaps"]]
 if errs:

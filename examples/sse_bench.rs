@@ -16,6 +16,8 @@
 //! descendants is read from /proc before and after the window: the proxy's CPU. The last
 //! line of output is `RESULT {json}` for scripts (`benches/sse.sh`).
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -85,6 +87,9 @@ struct OriginSettings {
     interval: Duration,
     aligned: bool,
     pad: String,
+    /// Events written so far, all streams together: under load the origin itself
+    /// falls behind its ticks, and received events are compared with sent ones.
+    sent: Arc<AtomicU64>,
 }
 
 async fn origin(listener: TcpListener, settings: OriginSettings) {
@@ -163,6 +168,7 @@ async fn stream_events(mut s: TcpStream, settings: OriginSettings) -> std::io::R
         );
         let framed = format!("{:x}\r\n{event}\r\n", event.len());
         s.write_all(framed.as_bytes()).await?;
+        settings.sent.fetch_add(1, Ordering::Relaxed);
         seq += 1;
     }
 }
@@ -187,7 +193,7 @@ async fn client(
     target: SocketAddr,
     path: String,
     clock: Clock,
-    window: std::sync::Arc<Window>,
+    window: Arc<Window>,
 ) -> ClientReport {
     let mut report = ClientReport::default();
     if let Err(e) = client_run(target, &path, clock, &window, &mut report).await {
@@ -365,6 +371,7 @@ async fn main() {
 
 async fn run(args: Args) -> Result<(), String> {
     let clock = Clock(Instant::now());
+    let sent = Arc::new(AtomicU64::new(0));
     let listener = TcpListener::bind(args.origin_listen)
         .await
         .map_err(|e| format!("bind {}: {e}", args.origin_listen))?;
@@ -376,13 +383,14 @@ async fn run(args: Args) -> Result<(), String> {
             interval: Duration::from_millis(args.interval_ms.max(1)),
             aligned: args.aligned,
             pad: "x".repeat(args.event_bytes),
+            sent: sent.clone(),
         },
     ));
     let target = args.proxy.unwrap_or(origin_addr);
     let batch = args.connect_batch.max(1);
     let ramp = Duration::from_millis(10 * (args.clients.div_ceil(batch)) as u64);
     let start = Instant::now() + ramp + Duration::from_secs(args.warmup);
-    let window = std::sync::Arc::new(Window {
+    let window = Arc::new(Window {
         start,
         end: start + Duration::from_secs(args.duration),
     });
@@ -408,7 +416,9 @@ async fn run(args: Args) -> Result<(), String> {
     let proxy0 = args.pid.and_then(tree_cpu_seconds);
     let self0 = self_cpu_seconds();
     let m0 = machine_ticks();
+    let sent0 = sent.load(Ordering::Relaxed);
     sleep_until(window.end).await;
+    let sent_in_window = sent.load(Ordering::Relaxed) - sent0;
     let proxy1 = args.pid.and_then(tree_cpu_seconds);
     let self1 = self_cpu_seconds();
     let m1 = machine_ticks();
@@ -470,6 +480,7 @@ async fn run(args: Args) -> Result<(), String> {
         "aligned": args.aligned,
         "duration_s": args.duration,
         "events_expected": expected,
+        "events_sent": sent_in_window,
         "events": events,
         "gaps": gaps,
         "p50_ms": round3(percentile_ms(&delays, 50.0)),
@@ -483,13 +494,10 @@ async fn run(args: Args) -> Result<(), String> {
         "other_cpu_pct": other_pct,
     });
     println!(
-        "clients {connected}/{} connected, {events} events of {expected} expected, {gaps} missing; \
+        "clients {connected}/{} connected, {events} events received, {sent_in_window} sent, \
+         {expected} due, {gaps} missing; \
          delay p50 {} ms, p99 {} ms, max {} ms; proxy CPU {} s",
-        args.clients,
-        result["p50_ms"],
-        result["p99_ms"],
-        result["max_ms"],
-        result["proxy_cpu_s"]
+        args.clients, result["p50_ms"], result["p99_ms"], result["max_ms"], result["proxy_cpu_s"]
     );
     for e in &first_errors {
         println!("error: {e}");
