@@ -18,7 +18,8 @@
 # Settings (environment): RUNS (3; rows alternate, order rotated per round, the table
 # shows medians), DURATION (8 s), WARMUP (3 s), CONNS (64), ACCEPT_ENCODING
 # ("gzip, br"), JSON_BYTES (51200), PORT_BASE (19310; uses PORT_BASE..+9),
-# LOADGEN_CPU (0), PROXY_CPU (1), ORIGIN_CPU (1), VARNISH_MEM (256m), SKIP_BUILD=1.
+# LOADGEN_CPU (0), PROXY_CPU (1), ORIGIN_CPU (1), VARNISH_MEM (256m), SKIP_BUILD=1,
+# LACQUER_BIN (another lacquer binary to measure).
 set -euo pipefail
 
 if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
@@ -56,7 +57,8 @@ if [[ -z "${SKIP_BUILD:-}" ]]; then
     cargo build --release --bin lacquer
 fi
 target="${CARGO_TARGET_DIR:-target}"
-lacquer="$target/release/lacquer"
+# LACQUER_BIN: measure another build (e.g. a branch's) instead of this tree's.
+lacquer="${LACQUER_BIN:-$target/release/lacquer}"
 
 mkdir -p "$OUT_DIR/raw"
 RESULTS="$OUT_DIR/results.jsonl"

@@ -14,7 +14,7 @@
 # stream), DURATION (10 s measured), WARMUP (3 s), RUNS (1; rows alternate, order
 # rotated per round, the table shows medians), ALIGNED=1 (every stream sends at the
 # same instants), PORT_BASE (19300; uses PORT_BASE..+2), LOADGEN_CPU (0), PROXY_CPU (1),
-# SKIP_BUILD=1, RETRIES (2) and MAX_OTHER_CPU (40): a run during which other work used
+# SKIP_BUILD=1, LACQUER_BIN (another lacquer binary to measure), RETRIES (2) and MAX_OTHER_CPU (40): a run during which other work used
 # more than that % of a core is run again, the least disturbed attempt kept. Needs ../shared/perf (its lib.sh starts and stops everything by PID),
 # nginx and taskset. Prints a markdown table (also written to OUT.md if given) and
 # keeps the raw results in $OUT_DIR.
@@ -58,7 +58,8 @@ if [[ -z "${SKIP_BUILD:-}" ]]; then
 fi
 target="${CARGO_TARGET_DIR:-target}"
 bench="$target/release/examples/sse_bench"
-lacquer="$target/release/lacquer"
+# LACQUER_BIN: measure another build (e.g. a branch's) instead of this tree's.
+lacquer="${LACQUER_BIN:-$target/release/lacquer}"
 
 mkdir -p "$OUT_DIR"
 RESULTS="$OUT_DIR/results.jsonl"
@@ -187,8 +188,9 @@ print(f"SSE: {r0['clients']} clients, one event every {r0['interval_ms']} ms per
       f"{len(rows) // max(1, len(order))} run(s) per row (medians)\n")
 print("Events received (of sent): in the window, by all clients (of written by the origin).\n")
 print("| system | clients | events received (of sent) | p50 delay (ms) | p99 delay (ms) "
-      "| added p50 / p99 vs direct (ms) | proxy CPU (s) | CPU µs/event | other CPU % | disturbed runs |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+      "| added p50 / p99 vs direct (ms) | proxy CPU (s) | CPU µs/event | run-queue wait (s): proxy / bench "
+      "| other CPU % | disturbed runs |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for s in order:
     rs = by.get(s, [])
     if not rs:
@@ -200,8 +202,10 @@ for s in order:
         f"{p50 - base['p50_ms']:+.2f} / {p99 - base['p99_ms']:+.2f}"
     cpu = med(r["proxy_cpu_s"] for r in rs) if s != "direct" else None
     per = med(r["proxy_cpu_us_per_event"] for r in rs) if s != "direct" else None
+    pw = med(r.get("proxy_runq_wait_s") for r in rs) if s != "direct" else None
+    bw = med(r.get("bench_runq_wait_s") for r in rs)
     print(f"| {s} | {conn:.0f} | {ev:,.0f} of {exp:,.0f} | {fmt(p50)} | {fmt(p99)} | {added} "
-          f"| {fmt(cpu)} | {fmt(per, 1)} | {fmt(med(r['other_cpu_pct'] for r in rs), 0)} "
+          f"| {fmt(cpu)} | {fmt(per, 1)} | {fmt(pw)} / {fmt(bw)} | {fmt(med(r['other_cpu_pct'] for r in rs), 0)} "
           f"| {sum(1 for r in rs if r.get('contaminated'))} of {len(rs)} |")
 errs = [f"{r['system']} run {r['run']}: {r['errors']} errors {r['error_kinds']}, {r['gaps']} missing"
         for r in rows if r["errors"] or r["gaps"]]

@@ -279,10 +279,18 @@ fn parse_event(event: &[u8]) -> Option<(u64, u64)> {
     Some((sent, seq))
 }
 
-/// Seconds of CPU (utime + stime of every thread) of `pid` and its descendants.
-/// /proc counts in clock ticks of USER_HZ, which is 100 on Linux's mainstream
-/// architectures.
-fn tree_cpu_seconds(pid: u32) -> Option<f64> {
+/// What a process tree used: CPU seconds (utime + stime of every thread) and seconds
+/// its threads were runnable but waiting for a CPU (run-queue wait, from schedstat):
+/// the part of an event's delay that is the machine's contention, not the proxy's work.
+#[derive(Clone, Copy)]
+struct Usage {
+    cpu_s: f64,
+    runq_wait_s: f64,
+}
+
+/// [`Usage`] of `pid` and its descendants. /proc counts CPU in clock ticks of USER_HZ,
+/// which is 100 on Linux's mainstream architectures.
+fn tree_usage(pid: u32) -> Option<Usage> {
     const USER_HZ: f64 = 100.0;
     let mut stats: Vec<(u32, u32, u64)> = Vec::new(); // (pid, ppid, ticks)
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
@@ -325,11 +333,24 @@ fn tree_cpu_seconds(pid: u32) -> Option<f64> {
         .filter(|s| tree.contains(&s.0))
         .map(|s| s.2)
         .sum();
-    Some(ticks as f64 / USER_HZ)
+    let wait_ns: u64 = tree.iter().map(|&p| runq_wait_ns(p)).sum();
+    Some(Usage {
+        cpu_s: ticks as f64 / USER_HZ,
+        runq_wait_s: wait_ns as f64 / 1e9,
+    })
 }
 
-fn self_cpu_seconds() -> Option<f64> {
-    tree_cpu_seconds(std::process::id())
+/// Nanoseconds the threads of `pid` have waited on a run queue (second field of each
+/// thread's schedstat; 0 where the kernel does not provide it).
+fn runq_wait_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum()
 }
 
 /// Busy and total ticks of all CPUs together, from /proc/stat.
@@ -413,14 +434,14 @@ async fn run(args: Args) -> Result<(), String> {
     }
 
     sleep_until(window.start).await;
-    let proxy0 = args.pid.and_then(tree_cpu_seconds);
-    let self0 = self_cpu_seconds();
+    let proxy0 = args.pid.and_then(tree_usage);
+    let self0 = tree_usage(std::process::id());
     let m0 = machine_ticks();
     let sent0 = sent.load(Ordering::Relaxed);
     sleep_until(window.end).await;
     let sent_in_window = sent.load(Ordering::Relaxed) - sent0;
-    let proxy1 = args.pid.and_then(tree_cpu_seconds);
-    let self1 = self_cpu_seconds();
+    let proxy1 = args.pid.and_then(tree_usage);
+    let self1 = tree_usage(std::process::id());
     let m1 = machine_ticks();
 
     let mut delays: Vec<u32> = Vec::new();
@@ -446,11 +467,19 @@ async fn run(args: Args) -> Result<(), String> {
     let expected = (args.clients as f64 * secs * 1000.0 / args.interval_ms.max(1) as f64) as u64;
     let events = delays.len() as u64;
     let proxy_cpu = match (proxy0, proxy1) {
-        (Some(a), Some(b)) => Some(round3(b - a)),
+        (Some(a), Some(b)) => Some(round3(b.cpu_s - a.cpu_s)),
+        _ => None,
+    };
+    let proxy_wait = match (proxy0, proxy1) {
+        (Some(a), Some(b)) => Some(round3(b.runq_wait_s - a.runq_wait_s)),
         _ => None,
     };
     let self_cpu = match (self0, self1) {
-        (Some(a), Some(b)) => Some(b - a),
+        (Some(a), Some(b)) => Some(b.cpu_s - a.cpu_s),
+        _ => None,
+    };
+    let self_wait = match (self0, self1) {
+        (Some(a), Some(b)) => Some(round3(b.runq_wait_s - a.runq_wait_s)),
         _ => None,
     };
     // CPU busy on the machine that neither the proxy nor this process used (kernel
@@ -490,7 +519,9 @@ async fn run(args: Args) -> Result<(), String> {
         "max_ms": round3(percentile_ms(&delays, 100.0)),
         "proxy_cpu_s": proxy_cpu,
         "proxy_cpu_us_per_event": proxy_cpu.filter(|_| events > 0).map(|c| round3(c * 1e6 / events as f64)),
+        "proxy_runq_wait_s": proxy_wait,
         "bench_cpu_pct": self_cpu.map(|c| round3(100.0 * c / secs)),
+        "bench_runq_wait_s": self_wait,
         "other_cpu_pct": other_pct,
     });
     println!(
