@@ -19,7 +19,8 @@
 # shows medians), DURATION (8 s), WARMUP (3 s), CONNS (64), ACCEPT_ENCODING
 # ("gzip, br"), JSON_BYTES (51200), PORT_BASE (19310; uses PORT_BASE..+9),
 # LOADGEN_CPU (0), PROXY_CPU (1), ORIGIN_CPU (1), VARNISH_MEM (256m), SKIP_BUILD=1,
-# LACQUER_BIN (another lacquer binary to measure).
+# LACQUER_BIN (another lacquer binary to measure). More rows named lacquer-X run the
+# binary in $BIN_lacquer_X, e.g. SYSTEMS="lacquer lacquer-new" BIN_lacquer_new=PATH.
 set -euo pipefail
 
 if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
@@ -143,9 +144,12 @@ start_row() { # NAME ; sets PID_OF[NAME] (the origin's for direct)
     chmod 755 "$wd"
     case "$name" in
     direct) PID_OF[$name]=$ORIGIN_PID; return 0 ;;
-    lacquer)
-        start_bg "lacquer:$port" "$PROXY_CPU" "$wd/stdout.log" \
-            "$lacquer" run --listen "127.0.0.1:$port" --origin "127.0.0.1:$origin_port" --admin off
+    lacquer*)
+        # A row lacquer-X runs the binary named by $BIN_lacquer_X (default: as lacquer),
+        # so that two builds can be compared in one interleaved run.
+        local var="BIN_${name//-/_}"
+        start_bg "$name:$port" "$PROXY_CPU" "$wd/stdout.log" \
+            "${!var:-$lacquer}" run --listen "127.0.0.1:$port" --origin "127.0.0.1:$origin_port" --admin off
         ;;
     nginx)
         render benches/compress-nginx.conf "$wd/nginx.conf" port="$port" origin_port="$origin_port" \

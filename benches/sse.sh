@@ -14,7 +14,9 @@
 # stream), DURATION (10 s measured), WARMUP (3 s), RUNS (1; rows alternate, order
 # rotated per round, the table shows medians), ALIGNED=1 (every stream sends at the
 # same instants), PORT_BASE (19300; uses PORT_BASE..+2), LOADGEN_CPU (0), PROXY_CPU (1),
-# SKIP_BUILD=1, LACQUER_BIN (another lacquer binary to measure), RETRIES (2) and MAX_OTHER_CPU (40): a run during which other work used
+# SKIP_BUILD=1, LACQUER_BIN (another lacquer binary to measure; more rows named lacquer-X
+# run $BIN_lacquer_X), ACCEPT_ENCODING (what the clients send, default as browsers:
+# "gzip, deflate, br"; a compressed stream counts as an error), RETRIES (2) and MAX_OTHER_CPU (40): a run during which other work used
 # more than that % of a core is run again, the least disturbed attempt kept. Needs ../shared/perf (its lib.sh starts and stops everything by PID),
 # nginx and taskset. Prints a markdown table (also written to OUT.md if given) and
 # keeps the raw results in $OUT_DIR.
@@ -40,6 +42,7 @@ source "$perf/lib.sh"
 : "${WARMUP:=3}"
 : "${RUNS:=1}"
 : "${ALIGNED:=}"
+: "${ACCEPT_ENCODING=gzip, deflate, br}"
 : "${PORT_BASE:=19300}"
 : "${LOADGEN_CPU:=0}"
 : "${PROXY_CPU:=1}"
@@ -92,10 +95,13 @@ start_row() {
     chmod 755 "$wd"
     case "$name" in
     direct) ROW_PID=0; return 0 ;;
-    lacquer)
+    lacquer*)
+        # A row lacquer-X runs the binary named by $BIN_lacquer_X (default: as lacquer),
+        # so that two builds can be compared in one interleaved run.
+        local var="BIN_${name//-/_}"
         render benches/sse-lacquer.toml "$wd/lacquer.toml" listen="127.0.0.1:$port" \
             origin="127.0.0.1:$origin_port"
-        start_bg "lacquer:$port" "$PROXY_CPU" "$wd/stdout.log" "$lacquer" run --config "$wd/lacquer.toml"
+        start_bg "$name:$port" "$PROXY_CPU" "$wd/stdout.log" "${!var:-$lacquer}" run --config "$wd/lacquer.toml"
         ;;
     nginx)
         render benches/sse-nginx.conf "$wd/nginx.conf" port="$port" origin_port="$origin_port" \
@@ -133,7 +139,7 @@ for ((r = 1; r <= RUNS; r++)); do
         port=${PORT_OF[$s]}
         start_row "$s" "$port"
         args=(--origin-listen "127.0.0.1:$origin_port" --clients "$CLIENTS" --interval-ms "$INTERVAL_MS"
-            --duration "$DURATION" --warmup "$WARMUP")
+            --duration "$DURATION" --warmup "$WARMUP" --accept-encoding "$ACCEPT_ENCODING")
         [[ -n "$ALIGNED" ]] && args+=(--aligned)
         [[ "$s" != direct ]] && args+=(--proxy "127.0.0.1:$port" --pid "$ROW_PID")
         # A run during which other work used more than MAX_OTHER_CPU % of a core (other

@@ -61,6 +61,11 @@ struct Args {
     /// Request path of the event stream (every client asks for the same URL).
     #[arg(long, default_value = "/events")]
     path: String,
+    /// Accept-Encoding the clients send, as browsers' EventSource does ("" for none).
+    /// A compressed event stream is counted as an error: compressing it would hold
+    /// events back in the encoder.
+    #[arg(long, default_value = "gzip, deflate, br")]
+    accept_encoding: String,
     /// Clients connected per 10 ms while ramping up.
     #[arg(long, default_value_t = 50)]
     connect_batch: usize,
@@ -189,27 +194,28 @@ struct Window {
     end: Instant,
 }
 
-async fn client(
+/// What every client asks for.
+struct ClientRequest {
     target: SocketAddr,
     path: String,
-    clock: Clock,
-    window: Arc<Window>,
-) -> ClientReport {
+    accept_encoding: String,
+}
+
+async fn client(ask: Arc<ClientRequest>, clock: Clock, window: Arc<Window>) -> ClientReport {
     let mut report = ClientReport::default();
-    if let Err(e) = client_run(target, &path, clock, &window, &mut report).await {
+    if let Err(e) = client_run(&ask, clock, &window, &mut report).await {
         report.error = Some(e);
     }
     report
 }
 
 async fn client_run(
-    target: SocketAddr,
-    path: &str,
+    ask: &ClientRequest,
     clock: Clock,
     window: &Window,
     report: &mut ClientReport,
 ) -> Result<(), String> {
-    let stream = timeout(Duration::from_secs(10), TcpStream::connect(target))
+    let stream = timeout(Duration::from_secs(10), TcpStream::connect(ask.target))
         .await
         .map_err(|_| "connect timed out".to_string())?
         .map_err(|e| format!("connect: {e}"))?;
@@ -218,17 +224,26 @@ async fn client_run(
         .await
         .map_err(|e| format!("handshake: {e}"))?;
     tokio::spawn(conn);
-    let req = hyper::Request::get(path)
-        .header(hyper::header::HOST, target.to_string())
-        .header(hyper::header::ACCEPT, "text/event-stream")
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| e.to_string())?;
+    let mut req = hyper::Request::get(ask.path.as_str())
+        .header(hyper::header::HOST, ask.target.to_string())
+        .header(hyper::header::ACCEPT, "text/event-stream");
+    if !ask.accept_encoding.is_empty() {
+        req = req.header(hyper::header::ACCEPT_ENCODING, ask.accept_encoding.as_str());
+    }
+    let req = req.body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
     let resp = timeout(Duration::from_secs(30), send.send_request(req))
         .await
         .map_err(|_| "no response head within 30 s".to_string())?
         .map_err(|e| format!("request: {e}"))?;
     if resp.status() != hyper::StatusCode::OK {
         return Err(format!("status {}", resp.status()));
+    }
+    if let Some(enc) = resp
+        .headers()
+        .get(hyper::header::CONTENT_ENCODING)
+        .filter(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+    {
+        return Err(format!("compressed event stream ({enc:?})"));
     }
     report.connected = true;
     let mut body = resp.into_body();
@@ -408,6 +423,11 @@ async fn run(args: Args) -> Result<(), String> {
         },
     ));
     let target = args.proxy.unwrap_or(origin_addr);
+    let ask = Arc::new(ClientRequest {
+        target,
+        path: args.path.clone(),
+        accept_encoding: args.accept_encoding.clone(),
+    });
     let batch = args.connect_batch.max(1);
     let ramp = Duration::from_millis(10 * (args.clients.div_ceil(batch)) as u64);
     let start = Instant::now() + ramp + Duration::from_secs(args.warmup);
@@ -425,12 +445,7 @@ async fn run(args: Args) -> Result<(), String> {
         if i > 0 && i % batch == 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        tasks.push(tokio::spawn(client(
-            target,
-            args.path.clone(),
-            clock,
-            window.clone(),
-        )));
+        tasks.push(tokio::spawn(client(ask.clone(), clock, window.clone())));
     }
 
     sleep_until(window.start).await;
