@@ -272,6 +272,9 @@ for s in order:
           f"| {fmt(med(r['lat_p99_us'] for r in rs) / 1000, 2)} | {enc} "
           f"| {w.get('size_download', 0):,} | {w.get('size_header', 0):,} | {fmt(wrk_b, 0)} "
           f"| {fmt(orq, 0)} | {sum(r['errors'] + r['non2xx'] for r in rs)} |")
+if sum(1 for s in order if s.startswith("lacquer")):
+    print("\norigin reqs/run: all rows run at once, so each lacquer row's health probe "
+          "(GET / every 5 s) is counted in every row's runs.")
 bad = [r for r in rows if "error" in r or r.get("contaminated")]
 if bad:
     print(f"\n{len(bad)} run(s) failed or ran on a busy machine (other CPU above the limit).")
