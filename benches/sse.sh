@@ -16,10 +16,11 @@
 # same instants), PORT_BASE (19300; uses PORT_BASE..+2), LOADGEN_CPU (0), PROXY_CPU (1),
 # SKIP_BUILD=1, LACQUER_BIN (another lacquer binary to measure; more rows named lacquer-X
 # run $BIN_lacquer_X), ACCEPT_ENCODING (what the clients send, default as browsers:
-# "gzip, deflate, br"; a compressed stream counts as an error), RETRIES (2) and MAX_OTHER_CPU (40): a run during which other work used
-# more than that % of a core is run again, the least disturbed attempt kept. Needs ../shared/perf (its lib.sh starts and stops everything by PID),
-# nginx and taskset. Prints a markdown table (also written to OUT.md if given) and
-# keeps the raw results in $OUT_DIR.
+# "gzip, deflate, br"; a compressed stream counts as an error), RETRIES (2) and
+# MAX_OTHER_CPU (40): a run during which other work used more than that % of a core is
+# run again, the least disturbed attempt kept. Needs ../shared/perf (its lib.sh starts
+# and stops everything by PID), nginx and taskset. Prints a markdown table (also written
+# to OUT.md if given) and keeps the raw results in $OUT_DIR.
 set -euo pipefail
 
 if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
