@@ -626,16 +626,16 @@ impl Proxy {
         }
         let n = self.cache.purge(Target::Url(&ctx.key), false).objects;
         tracing::info!(url = %ctx.key.url, client = %ip, purged = n, "purge");
-        let nodes = match self.cluster.as_ref().filter(|_| !ctx.forwarded) {
+        let body = match self.cluster.as_ref().filter(|_| !ctx.forwarded) {
             Some(cluster) => {
                 let acks = cluster
                     .purge_all_nodes(serde_json::json!({ "urls": [&*ctx.key.url] }))
                     .await;
-                serde_json::to_string(&acks).unwrap_or_else(|_| "[]".into())
+                let nodes = serde_json::to_string(&acks).unwrap_or_else(|_| "[]".into());
+                format!("{{\"purged\":{n},\"nodes\":{nodes}}}\n")
             }
-            None => "[]".into(),
+            None => format!("{{\"purged\":{n}}}\n"),
         };
-        let body = format!("{{\"purged\":{n},\"nodes\":{nodes}}}\n");
         let mut resp = Response::new(ProxyBody::full(body));
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
