@@ -72,8 +72,14 @@ impl Plane {
                     .await
                     .map_err(|e| fail("object", e))?;
                 let mut reader: &[u8] = &b;
+                // Chunks must fit in one message too (the default is 128 KiB).
+                let meta = async_nats::jetstream::object_store::ObjectMetadata {
+                    name: id.clone(),
+                    chunk_size: Some(max.saturating_sub(ENVELOPE).max(1024)),
+                    ..Default::default()
+                };
                 bucket
-                    .put(id.as_str(), &mut reader)
+                    .put(meta, &mut reader)
                     .await
                     .map_err(|e| fail("object", format!("object store: {e}")))?;
                 *object = Some(id.clone());
