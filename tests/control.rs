@@ -548,3 +548,102 @@ async fn without_nats_global_calls_answer_503_and_the_node_works() {
     })
     .await;
 }
+
+/// One member of a PoP in the measurement.
+struct Member {
+    name: String,
+    role: &'static str,
+    public: SocketAddr,
+    admin: SocketAddr,
+}
+
+fn pop_config(m: &Member, peers: &[Member], origin: SocketAddr, nats: &str) -> Config {
+    let peers: String = peers
+        .iter()
+        .map(|p| {
+            format!(
+                "  {{ name = \"{}\", address = \"{}\", admin = \"{}\", role = \"{}\" }},\n",
+                p.name, p.public, p.admin, p.role
+            )
+        })
+        .collect();
+    let text = format!(
+        "[node]\nname = \"{}\"\nrole = \"{}\"\n[[listen]]\naddress = \"{}\"\n[[origin]]\naddress = \"{origin}\"\n[origin.health]\nenabled = false\n[admin]\naddress = \"{}\"\n[log]\naccess_log = false\n[cluster]\nenabled = true\nramp_up = \"0s\"\npeers = [\n{peers}]\n[control]\nnats = [\"{nats}\"]\n",
+        m.name, m.role, m.public, m.admin
+    );
+    Config::parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The issue's figures: 3 PoPs × (2 edges + 2 shards) = 12 nodes on 127.0.P.x, one
+/// nats-server; 200 global purges by surrogate key, each timed from the call until
+/// its answer lists all 12 receipts. `cargo test --release --test control -- --ignored
+/// --nocapture measure`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn measure_global_purge_across_three_pops() {
+    let Some(nats) = Nats::start(None).await else {
+        return;
+    };
+    within(300, async {
+        let origin =
+            Origin::start(|_, _| Reply::ok("x").cc("max-age=300").header("surrogate-key", "t")).await;
+        let mut nodes = Vec::new();
+        for pop in 0..3u8 {
+            let members: Vec<Member> = [("e1", "edge"), ("e2", "edge"), ("s1", "shard"), ("s2", "shard")]
+                .iter()
+                .enumerate()
+                .map(|(i, (n, role))| {
+                    let ip = [127, 0, 10 + pop, 1 + i as u8];
+                    Member {
+                        name: format!("pop{pop}-{n}"),
+                        role,
+                        public: free_addr(ip),
+                        admin: free_addr(ip),
+                    }
+                })
+                .collect();
+            for m in &members {
+                nodes.push(start(pop_config(m, &members, origin.addr, &nats.url())).await);
+            }
+        }
+        for n in &nodes {
+            ready(n).await;
+        }
+        let mut took = Vec::new();
+        let mut incomplete = 0;
+        for i in 0..200 {
+            nodes[(i * 5) % 12].get_with(&format!("/p{i}"), HOST).await;
+            let started = Instant::now();
+            let (status, answer) = call(
+                &nodes[i % 12],
+                Method::POST,
+                "/purge",
+                r#"{"surrogate_keys":["t"],"scope":"global"}"#,
+            )
+            .await;
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            assert_eq!(status, 200, "{answer}");
+            if answer["applied"].as_array().map_or(0, Vec::len) == 12 {
+                took.push(ms);
+            } else {
+                incomplete += 1;
+            }
+        }
+        took.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let pct = |p: f64| took[((took.len() as f64 - 1.0) * p).round() as usize];
+        println!(
+            "global purge by surrogate key, 3 PoPs x (2 edges + 2 shards) = 12 nodes, 200 purges: all 12 receipts p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} purges without all 12 receipts within apply_deadline",
+            pct(0.5),
+            pct(0.99),
+            pct(1.0),
+            incomplete
+        );
+        for n in &nodes {
+            assert_eq!(applied(n, "purge").await, 200);
+        }
+        for n in nodes {
+            n.stop().await;
+        }
+    })
+    .await;
+}
