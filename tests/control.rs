@@ -647,3 +647,147 @@ async fn measure_global_purge_across_three_pops() {
     })
     .await;
 }
+
+/// A reload that leaves `[control]` alone keeps the connection and the consumer's
+/// session; one that changes it reconnects, and the durable consumer resumes where it
+/// was: nothing is applied again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_reconnects_only_when_control_changed() {
+    let Some(nats) = Nats::start(None).await else {
+        return;
+    };
+    within(60, async {
+        let origin = Origin::start(|_, _| Reply::ok("x").cc("max-age=300")).await;
+        let (a, b) = two_pops(origin.addr, &nats).await;
+        let purge = r#"{"surrogate_keys":["t"],"scope":"global"}"#;
+        assert_eq!(call(&b, Method::POST, "/purge", purge).await.0, 200);
+        wait_applied(&a, 1).await;
+        let live = a.running.as_ref().unwrap().live.clone();
+        let same = node_config("pop-a", origin.addr, &nats.url(), "");
+        let note = live.reload(same).await.unwrap();
+        assert!(!note.contains("control"), "{note}");
+        let (_, status) = call(&a, Method::GET, "/control", "").await;
+        assert_eq!(status["applied"], 1, "same plane: {status}");
+
+        let changed = node_config(
+            "pop-a",
+            origin.addr,
+            &nats.url(),
+            "apply_deadline = \"3s\"\n",
+        );
+        let note = live.reload(changed).await.unwrap();
+        assert!(note.contains("control plane reconnected"), "{note}");
+        let (_, status) = call(&a, Method::GET, "/control", "").await;
+        assert_eq!(status["applied"], 0, "a new plane: {status}");
+        let (status, answer) = call(&b, Method::POST, "/purge", purge).await;
+        assert_eq!(status, 200);
+        assert_eq!(consumers(&answer), ["pop-a", "pop-b"], "{answer}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The first purge was not applied again after the reconnect.
+        assert_eq!(applied(&a, "purge").await, 2);
+        a.stop().await;
+        b.stop().await;
+    })
+    .await;
+}
+
+/// In a PoP (one edge, two shards) a global push is stored by the shard that owns the
+/// key only, and by the edge too with edges=true; a global pre-warm fetches each URL
+/// once, on its owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pops_shards_take_a_global_push_only_for_keys_they_own() {
+    let Some(nats) = Nats::start(None).await else {
+        return;
+    };
+    within(60, async {
+        let origin = Origin::start(|_, _| Reply::ok("origin").cc("max-age=300")).await;
+        let members: Vec<Member> = [("e1", "edge", 41), ("s1", "shard", 42), ("s2", "shard", 43)]
+            .iter()
+            .map(|&(n, role, last)| Member {
+                name: n.to_owned(),
+                role,
+                public: free_addr([127, 0, 0, last]),
+                admin: free_addr([127, 0, 0, last]),
+            })
+            .collect();
+        let mut nodes = Vec::new();
+        for m in &members {
+            nodes.push(start(pop_config(m, &members, origin.addr, &nats.url())).await);
+        }
+        for n in &nodes {
+            ready(n).await;
+        }
+        let held = |n: &Node, url: &'static str| {
+            let addr = admin(n);
+            async move {
+                let path = format!(
+                    "/objects?url={}",
+                    url.replace(':', "%3A").replace('/', "%2F")
+                );
+                send(&client(), addr, Method::GET, &path, &[], Bytes::new())
+                    .await
+                    .status
+                    == 200
+            }
+        };
+        let (status, answer) = call(
+            &nodes[0],
+            Method::PUT,
+            "/objects?url=http%3A%2F%2Fexample.com%2Fp&ttl=300&scope=global",
+            "pushed",
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["applied"].as_array().unwrap().len(), 3, "{answer}");
+        let mut holders = Vec::new();
+        for (i, n) in nodes.iter().enumerate() {
+            if held(n, "http://example.com/p").await {
+                holders.push(members[i].name.clone());
+            }
+        }
+        assert_eq!(holders.len(), 1, "only the owner: {holders:?} {answer}");
+        assert!(holders[0].starts_with('s'), "{holders:?}");
+
+        let (status, answer) = call(
+            &nodes[1],
+            Method::PUT,
+            "/objects?url=http%3A%2F%2Fexample.com%2Fq&ttl=300&scope=global&edges=true",
+            "pushed",
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+        assert!(
+            held(&nodes[0], "http://example.com/q").await,
+            "edges=true: the edge too"
+        );
+        assert_eq!(
+            nodes[0].get_with("/q", HOST).await.text(),
+            "pushed",
+            "served from the push"
+        );
+
+        let urls: Vec<String> = (0..8).map(|i| format!("http://example.com/w{i}")).collect();
+        let body = serde_json::json!({"urls": urls, "scope": "global"}).to_string();
+        let (status, answer) = call(&nodes[2], Method::POST, "/prewarm", body).await;
+        assert_eq!(status, 202, "{answer}");
+        for i in 0..8 {
+            let path = format!("/w{i}");
+            while origin.count(&path) == 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for i in 0..8 {
+            assert_eq!(
+                origin.count(&format!("/w{i}")),
+                1,
+                "each URL once, on its owner"
+            );
+        }
+        assert_eq!(origin.count("/p") + origin.count("/q"), 0);
+        for n in nodes {
+            n.stop().await;
+        }
+    })
+    .await;
+}

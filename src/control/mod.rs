@@ -39,6 +39,9 @@ pub use message::{consumer_name, Command};
 #[derive(Default)]
 pub struct Control {
     plane: ArcSwapOption<Plane>,
+    /// Shared by successive planes: a reload that reconnects can stop a session between
+    /// applying a message and acknowledging it, and the next plane gets it again.
+    applied: Arc<Mutex<Applied>>,
 }
 
 /// A running connection to NATS and the consumer loop that goes with it.
@@ -54,7 +57,7 @@ pub struct Plane {
     caught_up: AtomicBool,
     /// Messages the server said were left after the last one delivered.
     pending_hint: AtomicU64,
-    applied: Mutex<Applied>,
+    applied: Arc<Mutex<Applied>>,
     state: Mutex<State>,
     stop: watch::Sender<bool>,
 }
@@ -100,7 +103,7 @@ impl Control {
             started: Instant::now(),
             caught_up: AtomicBool::new(false),
             pending_hint: AtomicU64::new(u64::MAX),
-            applied: Mutex::new(Applied::default()),
+            applied: self.applied.clone(),
             state: Mutex::new(State::default()),
             stop,
         });
