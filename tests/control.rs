@@ -249,6 +249,18 @@ async fn a_global_purge_by_url_and_surrogate_key_reaches_both_pops() {
             );
             assert_eq!(applied(n, "purge").await, 2);
         }
+        let metrics = send(
+            &client(),
+            admin(&a),
+            Method::GET,
+            "/metrics",
+            &[],
+            Bytes::new(),
+        )
+        .await
+        .text();
+        assert!(metrics.contains("lacquer_control_connected 1"), "{metrics}");
+        assert!(metrics.contains("lacquer_control_published_total{kind=\"purge\"} 1"));
         let (_, status) = call(&a, Method::GET, "/control", "").await;
         assert_eq!(status["connected"], true, "{status}");
         assert_eq!(status["consumer"], "pop-a");
