@@ -803,3 +803,40 @@ async fn a_pops_shards_take_a_global_push_only_for_keys_they_own() {
     })
     .await;
 }
+
+/// `lacquer purge --scope global` publishes through the node it talks to and prints
+/// each node that applied it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_purges_globally() {
+    let Some(nats) = Nats::start(None).await else {
+        return;
+    };
+    within(60, async {
+        let origin = Origin::start(|_, _| Reply::ok("x").cc("max-age=300")).await;
+        let (a, b) = two_pops(origin.addr, &nats).await;
+        let addr = admin(&a).to_string();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_lacquer"))
+                .args(["purge", "--key", "t", "--scope", "global", "--admin", &addr])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("published purge"), "{stdout}");
+        assert!(
+            stdout.contains("pop-a: purged 0 url(s), 0 object(s)"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("pop-b: purged"), "{stdout}");
+        a.stop().await;
+        b.stop().await;
+    })
+    .await;
+}
