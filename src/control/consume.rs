@@ -85,6 +85,10 @@ async fn session(plane: &Arc<Plane>, live: &std::sync::Weak<Live>) -> Result<(),
             };
             seen = true;
             handle(plane, &js, &live, msg).await?;
+            // The backlog's last message: ready now, not when this pull expires.
+            if !plane.caught_up() && plane.pending_hint() == 0 {
+                check_caught_up(plane, &consumer).await;
+            }
         }
         if !plane.caught_up() && (!seen || plane.pending_hint() == 0) {
             check_caught_up(plane, &consumer).await;
