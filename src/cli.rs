@@ -39,10 +39,11 @@ const POLL_EVERY: Duration = Duration::from_millis(500);
 #[derive(Args, Debug, Clone, Default)]
 pub struct Reach {
     /// "node": this node only; "cluster": every node of the PoP (a purge), or the
-    /// shard that owns each URL (a push or pre-warm).
+    /// shard that owns each URL (a push or pre-warm); "global": the same in every PoP,
+    /// through the control plane.
     #[arg(long, value_enum, default_value_t = Scope::Node)]
     pub scope: Scope,
-    /// With --scope cluster, a push or pre-warm also reaches every edge.
+    /// With --scope cluster or global, a push or pre-warm also reaches every edge.
     #[arg(long)]
     pub edges: bool,
 }
@@ -52,6 +53,8 @@ pub enum Scope {
     #[default]
     Node,
     Cluster,
+    /// Every node of every PoP, through the control plane ([control] nats).
+    Global,
 }
 
 impl Scope {
@@ -59,6 +62,7 @@ impl Scope {
         match self {
             Scope::Node => "node",
             Scope::Cluster => "cluster",
+            Scope::Global => "global",
         }
     }
 }
@@ -96,7 +100,8 @@ pub struct PurgeArgs {
     /// Mark stale instead of removing: grace and stale-if-error still serve it.
     #[arg(long)]
     pub soft: bool,
-    /// "node" (default) or "cluster": every node of the PoP.
+    /// "node" (default), "cluster": every node of the PoP, or "global": every node of
+    /// every PoP.
     #[arg(long, value_enum, default_value_t = Scope::Node)]
     pub scope: Scope,
 }
@@ -510,6 +515,9 @@ async fn purge_call(api: &Api, args: &PurgeArgs) -> Result<bool, String> {
             &[json_type()],
         )
         .await?;
+    if answer["scope"] == "global" {
+        return Ok(print_global(&answer));
+    }
     let verb = if args.soft { "marked stale" } else { "purged" };
     for node in answer["nodes"]
         .as_array()
@@ -530,6 +538,43 @@ async fn purge_call(api: &Api, args: &PurgeArgs) -> Result<bool, String> {
         eprintln!("note: {note}");
     }
     Ok(true)
+}
+
+/// A global call's answer: each node that applied it within the deadline, then those
+/// that will when they consume it. True when none refused it.
+fn print_global(a: &Value) -> bool {
+    println!(
+        "published {} {} (stream seq {})",
+        a["kind"].as_str().unwrap_or("?"),
+        a["id"].as_str().unwrap_or("?"),
+        a["seq"]
+    );
+    let mut all_ok = true;
+    for r in a["applied"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let ok = r["ok"] == true;
+        all_ok &= ok;
+        println!(
+            "{}: {}{}",
+            r["node"].as_str().unwrap_or("?"),
+            if ok { "" } else { "refused: " },
+            r["result"].as_str().unwrap_or("?")
+        );
+    }
+    for w in a["waiting"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        println!("{}: not yet applied", w.as_str().unwrap_or("?"));
+    }
+    if let Some(note) = a["note"].as_str() {
+        eprintln!("note: {note}");
+    }
+    all_ok
 }
 
 fn json_type() -> (HeaderName, HeaderValue) {
@@ -578,6 +623,9 @@ async fn prewarm_call(api: &Api, args: &PrewarmArgs) -> Result<bool, String> {
             &[json_type()],
         )
         .await?;
+    if started["scope"] == "global" {
+        return Ok(print_global(&started));
+    }
     let id = started["id"]
         .as_u64()
         .ok_or("admin API answered without a job id")?;
@@ -653,8 +701,8 @@ fn summarize(s: &Value) -> bool {
 }
 
 fn check_reach(reach: &Reach) -> Result<(), String> {
-    if reach.edges && reach.scope != Scope::Cluster {
-        return Err("--edges goes with --scope cluster".into());
+    if reach.edges && reach.scope == Scope::Node {
+        return Err("--edges goes with --scope cluster or global".into());
     }
     Ok(())
 }
@@ -679,8 +727,9 @@ async fn push_call(api: &Api, args: &PushArgs) -> Result<bool, String> {
     let body = read_file(&args.file, MAX_PUSH_FILE)?;
     check_reach(&args.reach)?;
     let mut path = format!("/objects?url={}", encode(&args.url));
-    if args.reach.scope == Scope::Cluster {
-        path.push_str("&scope=cluster");
+    if args.reach.scope != Scope::Node {
+        path.push_str("&scope=");
+        path.push_str(args.reach.scope.name());
         if args.reach.edges {
             path.push_str("&edges=true");
         }
@@ -697,6 +746,9 @@ async fn push_call(api: &Api, args: &PushArgs) -> Result<bool, String> {
     let a = api
         .call(Method::PUT, &path, Bytes::from(body), &headers)
         .await?;
+    if a["scope"] == "global" {
+        return Ok(print_global(&a));
+    }
     if a["scope"] == "cluster" {
         println!(
             "{}: {}",

@@ -25,6 +25,7 @@ pub mod cluster;
 pub mod coalesce;
 pub mod compress;
 pub mod config;
+pub mod control;
 pub mod demo;
 pub mod failure;
 pub mod geo;

@@ -239,7 +239,18 @@ pub struct Metrics {
     site_requests: Family<SiteRequestLabels, Counter>,
     site_rate_limit_clients: Family<SiteLabel, Gauge>,
     pub tunnels: TunnelMeters,
+    /// 1 while the control plane's NATS connection is up (`crate::control`).
+    pub control_connected: Gauge,
+    control_applied: Family<KindLabel, Counter>,
+    control_published: Family<KindLabel, Counter>,
+    control_errors: Family<ReasonLabel, Counter>,
 }
+
+/// Kinds of control messages, and what can go wrong on the control plane: each family
+/// is exported at 0 from the start, so a rate over it works before the first event.
+pub const CONTROL_KINDS: [&str; 3] = ["purge", "push", "prewarm"];
+pub const CONTROL_ERRORS: [&str; 6] =
+    ["connect", "stream", "consume", "apply", "publish", "object"];
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
     // 50 µs .. ~13 s: hits are tens of µs, slow origins seconds.
@@ -477,6 +488,38 @@ impl Metrics {
             tunnels.refused.clone(),
         );
 
+        let control_connected = Gauge::default();
+        registry.register(
+            "control_connected",
+            "1 while the control plane is connected to NATS",
+            control_connected.clone(),
+        );
+        let control_applied = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "control_applied",
+            "Control messages applied on this node, by kind (a redelivery is not counted)",
+            control_applied.clone(),
+        );
+        let control_published = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "control_published",
+            "Global admin calls published to the control stream, by kind",
+            control_published.clone(),
+        );
+        let control_errors = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "control_errors",
+            "Control plane failures, by reason",
+            control_errors.clone(),
+        );
+        for kind in CONTROL_KINDS {
+            drop(control_applied.get_or_create(&KindLabel { kind }));
+            drop(control_published.get_or_create(&KindLabel { kind }));
+        }
+        for reason in CONTROL_ERRORS {
+            drop(control_errors.get_or_create(&ReasonLabel { reason }));
+        }
+
         let mut req_vec = Vec::with_capacity(RESULTS.len() * CLASSES.len());
         for result in RESULTS {
             for status in CLASSES {
@@ -526,6 +569,10 @@ impl Metrics {
             geo_decisions,
             peer_up,
             peer_requests,
+            control_connected,
+            control_applied,
+            control_published,
+            control_errors,
             site_rate_limited,
             site_rate_limit_clients,
             site_requests,
@@ -605,6 +652,25 @@ impl Metrics {
     /// One config reload: result is "ok" or "failed".
     pub fn reload(&self, result: &'static str) {
         self.reloads.get_or_create(&ResultLabel { result }).inc();
+    }
+
+    pub fn control_applied(&self, kind: &'static str) {
+        self.control_applied
+            .get_or_create(&KindLabel { kind })
+            .inc();
+    }
+
+    pub fn control_published(&self, kind: &'static str) {
+        self.control_published
+            .get_or_create(&KindLabel { kind })
+            .inc();
+    }
+
+    /// One of `CONTROL_ERRORS`.
+    pub fn control_error(&self, reason: &'static str) {
+        self.control_errors
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
     }
 
     pub fn stale(&self, reason: &'static str) {

@@ -69,6 +69,7 @@ impl Running {
         let drain = self.live.limits.load().drain_timeout;
         let tunnels = &self.live.shared.tunnels;
         tunnels.close_after(drain);
+        self.live.control.stop();
         let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *lock(&self.live.tasks));
         for t in tasks {
             let _ = t.await;
@@ -148,11 +149,24 @@ pub struct Live {
     limit: Arc<Semaphore>,
     shutdown: watch::Receiver<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The control plane across PoPs; reconnected by a reload only when `[control]`
+    /// (or the node's name) changed.
+    control: crate::control::Control,
+    /// Pre-warm jobs: started by the admin API and by control messages alike.
+    prewarm_jobs: Arc<crate::admin::prewarm::Jobs>,
 }
 
 impl Live {
     pub fn proxy(&self) -> Arc<Proxy> {
         self.proxy.load_full()
+    }
+
+    pub fn control(&self) -> &crate::control::Control {
+        &self.control
+    }
+
+    pub fn prewarm_jobs(&self) -> Arc<crate::admin::prewarm::Jobs> {
+        self.prewarm_jobs.clone()
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -251,6 +265,21 @@ impl Live {
             bound.push(bind(l).await.map_err(|e| e.to_string())?);
         }
         let mut notes = Vec::new();
+        // Only a bad credentials file fails here, before anything was swapped.
+        let control_note = self
+            .control
+            .reload(
+                &applied,
+                &cfg,
+                Arc::downgrade(self),
+                self.shared.metrics.clone(),
+                self.shutdown.clone(),
+            )
+            .await
+            .map_err(|e| format!("control: {e}"))?;
+        if let Some(n) = control_note {
+            notes.push(n);
+        }
         if cfg.cache.memory != applied.cache.memory
             || cfg.cache.max_variants != applied.cache.max_variants
         {
@@ -481,7 +510,18 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         limit: Arc::new(Semaphore::new(cfg.limits.max_connections.max(1))),
         shutdown: rx.clone(),
         tasks: Mutex::new(Vec::new()),
+        control: crate::control::Control::default(),
+        prewarm_jobs: Arc::new(crate::admin::prewarm::Jobs::default()),
     });
+    live.control
+        .start(
+            &cfg,
+            Arc::downgrade(&live),
+            live.shared.metrics.clone(),
+            rx.clone(),
+        )
+        .await
+        .map_err(|e| StartError::Config(format!("control: {e}")))?;
     let mut listen = Vec::new();
     for (listener, l, tls) in bound {
         let addr = listener.local_addr().map_err(|source| StartError::Bind {

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod cluster_job;
 pub mod error;
+pub mod global;
 pub mod input;
 pub mod objects;
 pub mod prewarm;
@@ -51,7 +52,7 @@ pub struct Admin {
     auth: Auth,
     node: String,
     max_body: u64,
-    jobs: prewarm::Jobs,
+    jobs: Arc<prewarm::Jobs>,
     cluster_jobs: cluster_job::ClusterJobs,
 }
 
@@ -81,11 +82,11 @@ pub async fn start(
     }
     tracing::info!(%addr, token = token.is_some(), "admin API listening");
     let admin = Arc::new(Admin {
+        jobs: live.prewarm_jobs(),
         live,
         auth: Auth::new(token, a.open.clone()),
         node: cfg.node.name.clone(),
         max_body: a.max_body,
-        jobs: prewarm::Jobs::default(),
         cluster_jobs: cluster_job::ClusterJobs::default(),
     });
     Ok((addr, tokio::spawn(admin.serve(listener, shutdown))))
@@ -105,6 +106,9 @@ impl Admin {
         let query = parts.uri.query().unwrap_or("");
         let flag =
             |name: &str, value: &str| query.split('&').any(|p| p == format!("{name}={value}"));
+        if flag("scope", "global") {
+            return global::push(self.live.control(), &proxy, parts, body).await;
+        }
         let (true, Some(cluster)) = (flag("scope", "cluster"), proxy.cluster().cloned()) else {
             return objects::push(&proxy, parts, body);
         };
@@ -148,6 +152,9 @@ impl Admin {
     async fn prewarm(&self, body: &[u8]) -> ApiResult {
         let proxy = self.proxy();
         let req: prewarm::PrewarmRequest = input::parse_json(body)?;
+        if req.scope.as_deref() == Some("global") {
+            return global::prewarm(self.live.control(), &proxy, req).await;
+        }
         let Some(cluster) = proxy
             .cluster()
             .cloned()
@@ -270,10 +277,18 @@ impl Admin {
         let (parts, body) = req.into_parts();
         match route {
             Route::Health => Ok(json(StatusCode::OK, &Status { status: "ok" })),
-            Route::Ready => Ok(json(StatusCode::OK, &Status { status: "ready" })),
+            Route::Ready => global::unready(self.live.control())
+                .unwrap_or_else(|| Ok(json(StatusCode::OK, &Status { status: "ready" }))),
+            Route::Control => Ok(json(
+                StatusCode::OK,
+                &self.live.control().status(&self.node).await,
+            )),
             Route::Metrics => Ok(self.metrics()),
             Route::Purge => {
                 let body = input::read_body(body, &parts.headers, self.max_body).await?;
+                if purge::requested_scope(&body)? == purge::Scope::Global {
+                    return global::purge(self.live.control(), &self.proxy(), &body).await;
+                }
                 purge::purge(&self.proxy(), &self.node, &body).await
             }
             Route::Cluster => match self.proxy().cluster() {
@@ -352,6 +367,8 @@ enum Route {
     Ready,
     Metrics,
     Cluster,
+    /// `GET /control`: the control plane across PoPs.
+    Control,
     Purge,
     PushObject,
     InspectObject,
@@ -373,6 +390,7 @@ impl Route {
             "/metrics" => only(&m, "GET", Route::Metrics),
             "/purge" => only(&m, "POST", Route::Purge),
             "/cluster" => only(&m, "GET", Route::Cluster),
+            "/control" => only(&m, "GET", Route::Control),
             "/route" => only(&m, "GET", Route::Explain),
             "/reload" => only(&m, "POST", Route::Reload),
             "/prewarm" => only(&m, "POST", Route::StartPrewarm),
@@ -388,7 +406,7 @@ impl Route {
                     _ => Route::Refused(ApiError::method_not_allowed("GET, DELETE")),
                 },
                 _ => Route::Refused(ApiError::not_found(format!(
-                    "no admin endpoint {path:?} (see /purge, /objects, /prewarm, /route, /health, /ready, /metrics)"
+                    "no admin endpoint {path:?} (see /purge, /objects, /prewarm, /route, /cluster, /control, /health, /ready, /metrics)"
                 ))),
             },
         }

@@ -41,6 +41,8 @@ pub enum Scope {
     #[default]
     Node,
     Cluster,
+    /// Every node of every PoP, through the control plane (`crate::control`).
+    Global,
 }
 
 /// What to purge, validated and normalized.
@@ -66,12 +68,35 @@ struct PurgeResponse {
     total: Purged,
 }
 
-pub async fn purge(proxy: &Proxy, node: &str, body: &[u8]) -> ApiResult {
+/// The scope a purge body asks for (the body is checked in full by whoever handles it).
+pub fn requested_scope(body: &[u8]) -> Result<Scope, ApiError> {
+    Ok(parse_json::<PurgeRequest>(body)?.scope)
+}
+
+/// A global purge's body as published: checked in full here (a bad entry is refused
+/// before anything is sent), without its scope, so every node applies it as node scope.
+pub fn global_body(proxy: &Proxy, body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    let req: PurgeRequest = parse_json(body)?;
+    target(&req, &|u| proxy.key_for_url(u))?;
+    let mut raw: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+    if let Some(o) = raw.as_object_mut() {
+        o.remove("scope");
+    }
+    Ok(raw)
+}
+
+/// Purge on this node only, as node scope does; for control-plane messages.
+pub fn apply_here(proxy: &Proxy, node: &str, body: &[u8]) -> Result<Purged, ApiError> {
     let req: PurgeRequest = parse_json(body)?;
     let target = target(&req, &|u| proxy.key_for_url(u))?;
+    Ok(apply_logged(proxy, node, &target, req.soft))
+}
+
+fn apply_logged(proxy: &Proxy, node: &str, target: &Target, soft: bool) -> Purged {
     let started = std::time::Instant::now();
-    let purged = apply(proxy, &target, req.soft);
-    let kind = match &target {
+    let purged = apply(proxy, target, soft);
+    let kind = match target {
         Target::Urls(_) => "url",
         Target::Keys(_) => "surrogate_key",
         Target::Prefix(_) => "prefix",
@@ -80,7 +105,15 @@ pub async fn purge(proxy: &Proxy, node: &str, body: &[u8]) -> ApiResult {
     proxy
         .metrics()
         .purge(kind, purged.objects, started.elapsed());
-    tracing::info!(target: "lacquer::admin", node, soft = req.soft, urls = purged.urls, objects = purged.objects, what = %describe(&target), "purged");
+    tracing::info!(target: "lacquer::admin", node, soft, urls = purged.urls, objects = purged.objects, what = %describe(target), "purged");
+    purged
+}
+
+pub async fn purge(proxy: &Proxy, node: &str, body: &[u8]) -> ApiResult {
+    let req: PurgeRequest = parse_json(body)?;
+    let target = target(&req, &|u| proxy.key_for_url(u))?;
+    let started = std::time::Instant::now();
+    let purged = apply_logged(proxy, node, &target, req.soft);
     let mut nodes = vec![NodeAck {
         node: node.to_string(),
         ok: true,

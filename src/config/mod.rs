@@ -9,6 +9,7 @@
 mod cidr;
 mod cluster;
 mod compression;
+mod control;
 mod geo;
 mod parse;
 mod site_cover;
@@ -30,6 +31,7 @@ pub use cluster::{
     MAX_PEER_WEIGHT, MAX_PURGE_LOG,
 };
 pub use compression::CompressionConfig;
+pub use control::{is_name as is_control_name, ControlConfig};
 pub use geo::{ClientConfig, GeoConfig, GeoMode};
 pub use sites::{
     Balance, CookieMode, HeaderEdits, OriginGroupConfig, RateLimitConfig, RedirectConfig,
@@ -67,6 +69,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// Compression at the edge (`crate::compress`).
     pub compression: CompressionConfig,
+    /// The control plane across PoPs (`crate::control`).
+    pub control: ControlConfig,
     /// The file this configuration was loaded from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -89,6 +93,7 @@ impl Default for Config {
             geo: GeoConfig::default(),
             cluster: ClusterConfig::default(),
             compression: CompressionConfig::default(),
+            control: ControlConfig::default(),
             source: None,
         }
     }

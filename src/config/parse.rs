@@ -14,7 +14,7 @@ use toml::Spanned;
 use super::validate;
 use super::{Config, ConfigError, ConfigErrors};
 
-const TOP_LEVEL_KEYS: [&str; 14] = [
+const TOP_LEVEL_KEYS: [&str; 15] = [
     "node",
     "listen",
     "origin",
@@ -29,6 +29,7 @@ const TOP_LEVEL_KEYS: [&str; 14] = [
     "geo",
     "cluster",
     "compression",
+    "control",
 ];
 
 pub(crate) fn parse(text: &str, file: &str, base: Option<&Path>) -> Result<Config, ConfigErrors> {
@@ -105,6 +106,7 @@ fn set_section(
         "geo" => config.geo = de(value)?,
         "cluster" => config.cluster = de(value)?,
         "compression" => config.compression = de(value)?,
+        "control" => config.control = de(value)?,
         other => return Err(SectionError::UnknownKey(other.to_string())),
     }
     Ok(())
@@ -162,6 +164,15 @@ fn resolve_paths(config: &mut Config, base: &Path) {
     if let Some(token) = &mut config.cluster.token_file {
         if token.is_relative() && !token.as_os_str().is_empty() {
             *token = base.join(&*token);
+        }
+    }
+    let control = &mut config.control;
+    for file in [&mut control.token_file, &mut control.creds_file]
+        .into_iter()
+        .flatten()
+    {
+        if file.is_relative() && !file.as_os_str().is_empty() {
+            *file = base.join(&*file);
         }
     }
     let geo = &mut config.geo;

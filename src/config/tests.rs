@@ -169,6 +169,14 @@ fn shipped_config_sets_every_key() {
         "on_the_fly_brotli_level",
         "on_the_fly_gzip_level",
         "on_the_fly_max_streams",
+        "nats",
+        "creds_file",
+        "stream",
+        "subject",
+        "apply_deadline",
+        "catch_up_timeout",
+        "max_age",
+        "max_msgs",
     ] {
         assert!(
             text.lines().any(|l| l
@@ -252,7 +260,7 @@ access_log = false
 fn unknown_keys_have_lines() {
     assert_eq!(
         one_error("\n\nlistn = \"x\"\n"),
-        "t.toml:3: unknown field `listn`, expected one of `node`, `listen`, `origin`, `origin_group`, `site`, `upstream`, `cache`, `limits`, `admin`, `log`, `client`, `geo`, `cluster`, `compression`"
+        "t.toml:3: unknown field `listn`, expected one of `node`, `listen`, `origin`, `origin_group`, `site`, `upstream`, `cache`, `limits`, `admin`, `log`, `client`, `geo`, `cluster`, `compression`, `control`"
     );
     let e = one_error(&format!("{ORIGIN}[cache]\nmemory = 1\nmemroy = 2\n"));
     assert!(
@@ -807,4 +815,32 @@ fn compression_section_is_checked() {
         e.starts_with("t.toml:4: compression: unknown field `level`"),
         "{e}"
     );
+}
+
+#[test]
+fn control_section_is_checked() {
+    let c = Config::parse(
+        "[[origin]]\naddress = \"127.0.0.1:9000\"\n[control]\nnats = [\"nats://127.0.0.1:4222\"]\napply_deadline = \"500ms\"\n",
+        "t.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.control.enabled());
+    assert_eq!(c.control.apply_deadline, Duration::from_millis(500));
+    assert!(!Config::default().control.enabled());
+    let err = Config::parse(
+        "[[origin]]\naddress = \"127.0.0.1:9000\"\n[control]\nnats = [\"http://x:1\", \"nats://u:p@h:1\"]\nstream = \"a.b\"\nsubject = \"a.>\"\napply_deadline = \"0s\"\nmax_msgs = 0\n",
+        "t.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    for want in [
+        "control.nats: \"http://x:1\": must start with nats:// or tls://",
+        "control.nats: \"nats://u:p@h:1\": expected nats://host:port",
+        "control.stream \"a.b\" must be",
+        "control.subject \"a.>\" must be",
+        "control.apply_deadline",
+        "control.max_msgs must be from 1",
+    ] {
+        assert!(err.contains(want), "{want} not in {err}");
+    }
 }

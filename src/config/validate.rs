@@ -52,6 +52,7 @@ pub(crate) fn validate(config: &Config, at: &Locator<'_>) -> Vec<ConfigError> {
     check_geo(&mut c, config);
     check_cluster(&mut c, config);
     super::compression::check(&mut c, &config.compression);
+    super::control::check(&mut c, &config.control);
     c.errors
 }
 
