@@ -113,10 +113,12 @@ pub enum Source {
 const MAX_SURROGATE_KEYS: usize = 64;
 const MAX_SURROGATE_KEY_LEN: usize = 256;
 
+const SURROGATE_KEY: HeaderName = HeaderName::from_static("surrogate-key");
+
 /// Tags from `Surrogate-Key` (space-separated, as Fastly and Varnish xkey use them).
 pub fn surrogate_keys(headers: &HeaderMap) -> Vec<Box<str>> {
     let mut keys: Vec<Box<str>> = headers
-        .get_all("surrogate-key")
+        .get_all(&SURROGATE_KEY)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(str::split_ascii_whitespace)

@@ -21,7 +21,9 @@ use crate::origin::OriginRequest;
 /// The hop marker: set on every request one node sends another, naming the sender.
 /// A node never forwards a request that carries it, so a request crosses at most one
 /// hop inside a PoP even while nodes disagree about who is up.
-pub const HOP_HEADER: &str = "x-lacquer-hop";
+/// A `HeaderName`, not a string: a lookup by string parses the name each time, and this
+/// one is looked up on every request.
+pub const HOP_HEADER: http::HeaderName = http::HeaderName::from_static("x-lacquer-hop");
 
 /// Owners tried for one request before giving up on the tier: each failed attempt
 /// costs up to `cluster.connect_timeout`, and each also marks its peer down, so
@@ -30,7 +32,7 @@ const MAX_ATTEMPTS: usize = 3;
 
 /// Whether another node already forwarded this request.
 pub fn is_forwarded(headers: &HeaderMap) -> bool {
-    headers.contains_key(HOP_HEADER)
+    headers.contains_key(&HOP_HEADER)
 }
 
 /// A forward that produced no response head.
