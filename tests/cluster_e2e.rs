@@ -772,14 +772,7 @@ async fn a_hop_marker_must_be_signed_by_a_peer() {
         let extra = format!("token_file = \"{}\"\n", token.display());
         let (members, nodes) =
             pop_with(origin.addr, &[("g-e1", "edge", 87), ("g-s1", "shard", 88)], &extra).await;
-        // The edge started first and found the shard down: wait for it to be back.
-        for _ in 0..100 {
-            let status = admin_call(members[0].admin, http::Method::GET, "/cluster", "").await;
-            if status["members"].as_array().unwrap().iter().all(|m| m["up"] == true) {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        all_up(members[0].admin).await;
         // Through the edge, signed: the shard believes it and fetches once.
         let got = nodes[0].get_with("/signed", &[("host", "example.com")]).await;
         assert!(got.header("via").unwrap_or("").contains("g-s1"), "{:?}", got.headers);
@@ -847,18 +840,7 @@ async fn the_cli_purges_and_prewarms_a_pop() {
             "hot_key_threshold = 0\n",
         )
         .await;
-        for _ in 0..100 {
-            let status = admin_call(members[0].admin, http::Method::GET, "/cluster", "").await;
-            if status["members"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|m| m["up"] == true)
-            {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        all_up(members[0].admin).await;
         let run = |args: Vec<String>| {
             tokio::task::spawn_blocking(move || {
                 let out = std::process::Command::new(env!("CARGO_BIN_EXE_lacquer"))
@@ -921,18 +903,7 @@ async fn cache_status_lists_the_shard_and_the_edge() {
             &[("cs-e1", "edge", 91), ("cs-s1", "shard", 92)],
         )
         .await;
-        for _ in 0..100 {
-            let status = admin_call(members[0].admin, http::Method::GET, "/cluster", "").await;
-            if status["members"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|m| m["up"] == true)
-            {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        all_up(members[0].admin).await;
         let host = [("host", "example.com")];
         let first = nodes[0].get_with("/cs", &host).await;
         let entries: Vec<&str> = first.cache_statuses().split(", ").collect();
