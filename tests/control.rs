@@ -59,7 +59,9 @@ impl Nats {
     async fn run(&mut self) {
         let conf = self.dir.join("nats.conf");
         let mut text = format!(
-            "listen: 127.0.0.1:{}\njetstream {{ store_dir: \"{}\" }}\n",
+            // A fixed file-store limit: by default JetStream sizes it from the free
+            // disk, and the 1 GiB object bucket is refused on a nearly full disk.
+            "listen: 127.0.0.1:{}\njetstream {{ store_dir: \"{}\", max_file_store: 8GB, max_memory_store: 256MB }}\n",
             self.port,
             self.dir.join("js").display()
         );
