@@ -111,6 +111,9 @@ struct State {
     /// True once the body will not be stored: read chunks are dropped.
     trimming: bool,
     writer_waker: Option<Waker>,
+    /// The rest of an unshared body, handed over whole to its one reader
+    /// (`FlightWriter::hand_over`).
+    direct: Option<Pin<Box<crate::body::ProxyBody>>>,
 }
 
 struct Slot {
@@ -265,6 +268,7 @@ impl Waiter {
                         slot: Some(id),
                         content_length,
                         done: false,
+                        direct: None,
                     },
                 }
             }
@@ -303,6 +307,8 @@ pub struct BodyReader {
     slot: Option<usize>,
     content_length: Option<u64>,
     done: bool,
+    /// The upstream body itself, once handed over: read without the flight.
+    direct: Option<Pin<Box<crate::body::ProxyBody>>>,
 }
 
 impl BodyReader {
@@ -310,6 +316,13 @@ impl BodyReader {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        if let Some(body) = self.direct.as_mut() {
+            let polled = http_body::Body::poll_frame(body.as_mut(), cx);
+            if let Poll::Ready(None | Some(Err(_))) = &polled {
+                self.done = true;
+            }
+            return polled;
+        }
         let Some(id) = self.slot else {
             return Poll::Ready(None);
         };
@@ -327,6 +340,11 @@ impl BodyReader {
             }
             st.trim();
             return Poll::Ready(Some(Ok(Frame::data(chunk))));
+        }
+        if let Some(body) = st.direct.take() {
+            drop(st);
+            self.direct = Some(body);
+            return self.poll_frame(cx);
         }
         match &st.end {
             Some(Ok(())) => {
@@ -350,7 +368,12 @@ impl BodyReader {
     }
 
     pub fn is_end_stream(&self) -> bool {
-        self.done || self.content_length == Some(0)
+        self.done
+            || self.content_length == Some(0)
+            || self
+                .direct
+                .as_ref()
+                .is_some_and(|b| http_body::Body::is_end_stream(&**b))
     }
 
     pub fn size_hint(&self) -> SizeHint {
@@ -487,6 +510,17 @@ impl FlightWriter {
             st.wake_all();
         }
         self.coalescer.leave(&self.flight);
+    }
+
+    /// An unshared body (its head published with `shareable = false`, nothing pushed
+    /// yet): its one reader takes `body` and reads it itself, and the fetch task is done.
+    /// Relaying each chunk through the flight cost a task wake-up and a lock per chunk,
+    /// for a reader that was always going to be the only one (event streams, no-store).
+    pub fn hand_over(mut self, body: crate::body::ProxyBody) {
+        self.finished = true;
+        let mut st = self.flight.lock();
+        st.direct = Some(Box::pin(body));
+        st.wake_all();
     }
 
     /// The fetch ended with a complete object (304 refresh) instead of a stream.
@@ -687,6 +721,7 @@ impl Flight {
                 live_readers: 0,
                 trimming: false,
                 writer_waker: None,
+                direct: None,
             }),
         }
     }

@@ -213,6 +213,12 @@ pub async fn run(proxy: Arc<Proxy>, mut writer: FlightWriter, job: FetchJob) {
     if shareable && !storing {
         writer.stop_storing();
     }
+    if !shareable && early.is_empty() {
+        // One reader, nothing to store: it reads the origin's body itself, paced by its
+        // client, with the same idle bound (an event stream, a no-store page).
+        writer.hand_over(body);
+        return;
+    }
     for data in early {
         if !writer.push(data).await {
             writer.finish(Err("all readers left".into()));
