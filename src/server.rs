@@ -70,6 +70,11 @@ impl Running {
         let tunnels = &self.live.shared.tunnels;
         tunnels.close_after(drain);
         self.live.control.stop();
+        // Its peers' health checks end with the node, not when the last handle to the
+        // cluster view happens to go.
+        if let Some(cluster) = &*self.live.shared.cluster.load() {
+            cluster.stop();
+        }
         let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *lock(&self.live.tasks));
         for t in tasks {
             let _ = t.await;

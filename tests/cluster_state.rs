@@ -342,3 +342,42 @@ async fn a_reload_keeps_peer_health_and_probes_new_peers() {
     })
     .await;
 }
+
+/// A stopped node stops probing its peers: its health checks end with it, not when the
+/// last handle to its cluster view happens to go (in a process that goes on, a stopped
+/// node's probes kept reaching whatever later listened on a peer's address).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_node_stops_probing_its_peers() {
+    within(20, async {
+        let origin = Origin::start(|_, _| Reply::ok("v").cc("max-age=300")).await;
+        let peer = TcpListener::bind((Ipv4Addr::new(127, 0, 0, 79), 0))
+            .await
+            .unwrap();
+        let peer_admin = peer.local_addr().unwrap();
+        let probes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let p2 = probes.clone();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = peer.accept().await {
+                p2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(s);
+            }
+        });
+        let (a_pub, a_adm) = (free_addr(80), free_addr(80));
+        let a = start(shard_config(
+            "a",
+            a_pub,
+            a_adm,
+            origin.addr,
+            &[("b", free_addr(79), peer_admin)],
+            "",
+        ))
+        .await;
+        let count = || probes.load(std::sync::atomic::Ordering::SeqCst);
+        wait_for("a first probe", || async { count() > 0 }).await;
+        a.stop().await;
+        let after_stop = count();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(count(), after_stop, "probes went on after the node stopped");
+    })
+    .await;
+}

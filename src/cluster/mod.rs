@@ -71,6 +71,8 @@ pub struct Cluster {
     journal: Option<Arc<journal::Journal>>,
     pub hot: HotKeys,
     metrics: Arc<Metrics>,
+    /// Set when the node shuts down: background work of this view ends.
+    stopped: tokio::sync::watch::Sender<bool>,
 }
 
 impl Cluster {
@@ -198,7 +200,13 @@ impl Cluster {
             hot: HotKeys::new(c.hot_key_threshold),
             cfg: c.clone(),
             metrics,
+            stopped: tokio::sync::watch::Sender::new(false),
         }))
+    }
+
+    /// End this view's background work (peer health checks) now.
+    pub fn stop(&self) {
+        self.stopped.send_replace(true);
     }
 
     pub fn node(&self) -> &str {

@@ -199,9 +199,13 @@ impl Cluster {
         for peer in self.peers.iter().filter(|p| !p.is_self) {
             let weak = Arc::downgrade(self);
             let peer = peer.clone();
+            let mut stopped = self.stopped.subscribe();
             self.metrics.peer_health(&peer.name, peer.is_up());
             tokio::spawn(async move {
                 loop {
+                    if *stopped.borrow() {
+                        return;
+                    }
                     let interval = match weak.upgrade() {
                         Some(cluster) => {
                             cluster.check_once(&peer).await;
@@ -209,7 +213,10 @@ impl Cluster {
                         }
                         None => return,
                     };
-                    tokio::time::sleep(interval).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(interval) => {}
+                        _ = stopped.changed() => return,
+                    }
                 }
             });
         }
