@@ -199,16 +199,7 @@ impl ConnPool {
         mut req: Request<ProxyBody>,
         in_flight: Option<InFlight>,
     ) -> Result<Response<Incoming>, SendError> {
-        let pq = req
-            .uri()
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-        *req.uri_mut() = Uri::from(pq);
-        if !req.headers().contains_key(header::HOST) {
-            req.headers_mut()
-                .insert(header::HOST, self.authority.clone());
-        }
+        self.origin_form(&mut req);
         if let Some(mut idle) = self.checkout() {
             match idle.tx.try_send_request(req).await {
                 Ok(resp) => return Ok(self.sent(resp, idle.tx, idle.state, in_flight)),
@@ -234,13 +225,8 @@ impl ConnPool {
         }
     }
 
-    /// Send an upgrade request (`Upgrade: websocket`) on a connection of its own: after
-    /// a 101 the connection carries the upgraded protocol (`hyper::upgrade::on` on the
-    /// response), and otherwise it is closed after the response, never pooled.
-    pub(super) async fn upgrade(
-        &self,
-        mut req: Request<ProxyBody>,
-    ) -> Result<Response<Incoming>, SendError> {
+    /// The request as an origin server takes it: origin-form target, Host set.
+    fn origin_form(&self, req: &mut Request<ProxyBody>) {
         let pq = req
             .uri()
             .path_and_query()
@@ -251,6 +237,16 @@ impl ConnPool {
             req.headers_mut()
                 .insert(header::HOST, self.authority.clone());
         }
+    }
+
+    /// Send an upgrade request (`Upgrade: websocket`) on a connection of its own: after
+    /// a 101 the connection carries the upgraded protocol (`hyper::upgrade::on` on the
+    /// response), and otherwise it is closed after the response, never pooled.
+    pub(super) async fn upgrade(
+        &self,
+        mut req: Request<ProxyBody>,
+    ) -> Result<Response<Incoming>, SendError> {
+        self.origin_form(&mut req);
         let (mut tx, _) = self.connect_with(true).await?;
         tx.try_send_request(req)
             .await
