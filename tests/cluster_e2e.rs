@@ -21,20 +21,6 @@ struct Member {
     admin: SocketAddr,
 }
 
-async fn admin_call(addr: SocketAddr, method: http::Method, path: &str, body: &str) -> Value {
-    let got = send(
-        &client(),
-        addr,
-        method,
-        path,
-        &[("content-type", "application/json")],
-        bytes::Bytes::from(body.to_owned()),
-    )
-    .await;
-    assert_eq!(got.status, 200, "{}", got.text());
-    serde_json::from_slice(&got.body).unwrap()
-}
-
 /// Start a PoP: `members` as (name, role, last octet of 127.0.0.x) in front of `origin`.
 async fn pop(
     origin: SocketAddr,

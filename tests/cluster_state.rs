@@ -19,20 +19,6 @@ fn free_addr(last: u8) -> SocketAddr {
     l.local_addr().unwrap()
 }
 
-async fn admin_call(addr: SocketAddr, method: http::Method, path: &str, body: &str) -> Value {
-    let got = send(
-        &client(),
-        addr,
-        method,
-        path,
-        &[("content-type", "application/json")],
-        bytes::Bytes::from(body.to_owned()),
-    )
-    .await;
-    assert_eq!(got.status, 200, "{}", got.text());
-    serde_json::from_slice(&got.body).unwrap()
-}
-
 /// A TCP relay to `target` that can be cut and restored: a peer reachable or not
 /// without stopping it (a stopped lacquer would come back with an empty cache, and
 /// would prove nothing about purges it missed).

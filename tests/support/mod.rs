@@ -540,3 +540,23 @@ impl Got {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 }
+
+/// An admin call that must answer 200, and its JSON.
+pub async fn admin_call(
+    addr: SocketAddr,
+    method: http::Method,
+    path: &str,
+    body: &str,
+) -> serde_json::Value {
+    let got = send(
+        &client(),
+        addr,
+        method,
+        path,
+        &[("content-type", "application/json")],
+        bytes::Bytes::from(body.to_owned()),
+    )
+    .await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    serde_json::from_slice(&got.body).unwrap()
+}
