@@ -156,10 +156,37 @@ impl Object {
     ) -> Object {
         let mut stored = stored.clone();
         stored.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        Object::admitted(status, &stored, body, None, admitted, times)
+    }
+
+    /// An incomplete response: the ranges held of one representation, with the fields
+    /// of the 206 that last added to them (RFC 9111 3.4), stripped for storing and
+    /// without Content-Range and Content-Length, which each answer sets for its range.
+    pub fn partial(stored: &HeaderMap, parts: Parts, admitted: &Admitted, times: &Times) -> Object {
+        let parts = Some(Arc::new(parts));
+        Object::admitted(
+            StatusCode::PARTIAL_CONTENT,
+            stored,
+            Bytes::new(),
+            parts,
+            admitted,
+            times,
+        )
+    }
+
+    /// The fields every fetched object takes from its admission and fetch times.
+    fn admitted(
+        status: StatusCode,
+        stored: &HeaderMap,
+        body: Bytes,
+        parts: Option<Arc<Parts>>,
+        admitted: &Admitted,
+        times: &Times,
+    ) -> Object {
         Object {
             status,
-            surrogate_keys: surrogate_keys(&stored),
-            headers: Fields::from_map(&stored),
+            surrogate_keys: surrogate_keys(stored),
+            headers: Fields::from_map(stored),
             body,
             freshness: admitted.freshness,
             stored_at: times.received,
@@ -170,30 +197,7 @@ impl Object {
             source: Source::Fetched {
                 started: times.started,
             },
-            parts: None,
-            encodings: None,
-        }
-    }
-
-    /// An incomplete response: the ranges held of one representation, with the fields
-    /// of the 206 that last added to them (RFC 9111 3.4), stripped for storing and
-    /// without Content-Range and Content-Length, which each answer sets for its range.
-    pub fn partial(stored: &HeaderMap, parts: Parts, admitted: &Admitted, times: &Times) -> Object {
-        Object {
-            status: StatusCode::PARTIAL_CONTENT,
-            surrogate_keys: surrogate_keys(stored),
-            headers: Fields::from_map(stored),
-            body: Bytes::new(),
-            freshness: admitted.freshness,
-            stored_at: times.received,
-            vary: admitted.vary.clone(),
-            secondary: admitted.secondary.clone(),
-            public: admitted.public,
-            hits: AtomicU64::new(0),
-            source: Source::Fetched {
-                started: times.started,
-            },
-            parts: Some(Arc::new(parts)),
+            parts,
             encodings: None,
         }
     }
