@@ -1,6 +1,7 @@
 //! RFC 9111 conformance through the cache tier: the cases of `conformance.rs` (the
 //! cache-tests suite's shared-cache cases), each run with the client talking to
-//! an edge that keeps only hot keys (the default: these are not hot) in front of a shard, the shard talking to the origin (issue 17). Two caches in series must be as
+//! an edge that keeps only hot keys (the default: these are not hot) in front of a
+//! shard, the shard talking to the origin (issue 17). Two caches in series must be as
 //! correct as one: every case that passes on one node passes here, except those listed
 //! in `DIFFERS` with the RFC section that allows the difference.
 
@@ -15,20 +16,5 @@ const TOPOLOGY: Topology = Topology::Tier { edge_keeps: false };
 
 /// Cases whose outcome through the tier differs from one node's, and why that is allowed.
 const DIFFERS: &[(&str, &str)] = &[];
-
-macro_rules! suite {
-    ($( $(#[$m:meta])* $name:ident = $id:literal => $reqs:expr ;)*) => {
-        fn all_cases() -> Vec<Case> {
-            vec![ $( case($id, $reqs) ),* ]
-        }
-        $(
-            $(#[$m])*
-            #[tokio::test]
-            async fn $name() {
-                expect_pass_unless(all_cases, $id, DIFFERS).await
-            }
-        )*
-    };
-}
 
 include!("conformance/cases.rs");

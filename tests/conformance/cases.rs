@@ -1,5 +1,21 @@
 // The suite's cases, shared by the conformance test binaries (one node, and an edge in
-// front of a shard in both edge modes): each binary defines `suite!` and includes this.
+// front of a shard in both edge modes): each binary defines `TOPOLOGY` and `DIFFERS`
+// (the cases allowed to differ there, with why) and includes this.
+
+macro_rules! suite {
+    ($( $(#[$m:meta])* $name:ident = $id:literal => $reqs:expr ;)*) => {
+        fn all_cases() -> Vec<Case> {
+            vec![ $( case($id, $reqs) ),* ]
+        }
+        $(
+            $(#[$m])*
+            #[tokio::test]
+            async fn $name() {
+                expect_pass_unless(all_cases, $id, DIFFERS).await
+            }
+        )*
+    };
+}
 
 suite! {
     // ---------------------------------------------------------------- cc-freshness.mjs
