@@ -253,15 +253,15 @@ impl Proxy {
         // The PoP's hop marker is believed only from a peer, signed for this request:
         // from anyone else it would skip the site's access rules, limits and the shard
         // tier.
-        if crate::cluster::is_forwarded(&parts.headers)
-            && !self
+        let marked = crate::cluster::is_forwarded(&parts.headers);
+        let forwarded = marked
+            && self
                 .cluster
                 .as_ref()
-                .is_some_and(|c| c.believes(&parts, client.addr.ip()))
-        {
+                .is_some_and(|c| c.believes(&parts, client.addr.ip()));
+        if marked && !forwarded {
             parts.headers.remove(crate::cluster::HOP_HEADER);
         }
-        let forwarded = crate::cluster::is_forwarded(&parts.headers);
         let logged = self
             .settings
             .access_log
